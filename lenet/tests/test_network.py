@@ -1,0 +1,123 @@
+"""The whole LeNet-5 against finite differences and an identical torch.nn network; optimizers
+against torch.optim."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from model import LeNet5, softmax_cross_entropy
+from optim import SGD, Adam, lr_at
+from test_layers import TOL, rel_error
+
+
+def torch_lenet(model):
+    """The same network in torch.nn, float64, with our weights copied in."""
+    act, pool = (nn.ReLU, nn.MaxPool2d) if model.variant == "modern" else (nn.Tanh, nn.AvgPool2d)
+    net = nn.Sequential(
+        nn.Conv2d(1, 6, 5), act(), pool(2),
+        nn.Conv2d(6, 16, 5), act(), pool(2),
+        nn.Conv2d(16, 120, 5), act(), nn.Flatten(),
+        nn.Linear(120, 84), act(), nn.Linear(84, 10),
+    ).double()  # fmt: skip
+    params = model.params()
+    torch_layers = [m for m in net if isinstance(m, (nn.Conv2d, nn.Linear))]
+    for name, m in zip(["C1", "C3", "C5", "F6", "output"], torch_layers):
+        m.weight.data = torch.tensor(params[f"{name}.W"])
+        m.bias.data = torch.tensor(params[f"{name}.b"])
+    return net, dict(zip(["C1", "C3", "C5", "F6", "output"], torch_layers))
+
+
+def test_parameter_counts():
+    """Full C3 connectivity: 156 + 2,416 + 48,120 + 10,164 + 850 = 61,706 (paper: 60,000)."""
+    counts = dict(LeNet5().param_counts())
+    assert counts == {"C1": 156, "C3": 2416, "C5": 48120, "F6": 10164, "output": 850}
+
+
+@pytest.mark.parametrize("variant", ["modern", "classic"])
+def test_network_gradcheck(variant):
+    """Centred differences on 12 random entries of every parameter and of the input."""
+    rng = np.random.default_rng(0)
+    model = LeNet5(variant, seed=1, dtype=np.float64)
+    x = rng.standard_normal((2, 1, 32, 32))
+    G = rng.standard_normal((2, 10))
+    model.forward(x)
+    dx = model.backward(G)
+    grads = model.grads()
+    loss = lambda: float(np.sum(model.forward(x) * G))
+    eps = 1e-6
+    for name, p in list(model.params().items()) + [("x", x)]:
+        ours = dx if name == "x" else grads[name]
+        flat = rng.choice(p.size, size=min(12, p.size), replace=False)
+        num = np.empty(len(flat))
+        for j, i in enumerate(flat):
+            idx = np.unravel_index(i, p.shape)
+            old = p[idx]
+            p[idx] = old + eps
+            plus = loss()
+            p[idx] = old - eps
+            minus = loss()
+            p[idx] = old
+            num[j] = (plus - minus) / (2 * eps)
+        assert rel_error(num, ours.reshape(-1)[flat]) < TOL, name
+
+
+@pytest.mark.parametrize("variant", ["modern", "classic"])
+def test_network_matches_torch(variant):
+    rng = np.random.default_rng(2)
+    model = LeNet5(variant, seed=3, dtype=np.float64)
+    net, layers = torch_lenet(model)
+    x, y = rng.standard_normal((4, 1, 32, 32)), rng.integers(0, 10, 4)
+    logits = model.forward(x)
+    loss, dlogits = softmax_cross_entropy(logits, y)
+    dx = model.backward(dlogits)
+    xt = torch.tensor(x, requires_grad=True)
+    ref_logits = net(xt)
+    ref_loss = F.cross_entropy(ref_logits, torch.tensor(y))
+    ref_loss.backward()
+    np.testing.assert_allclose(logits, ref_logits.detach().numpy(), rtol=1e-10, atol=1e-12)
+    assert abs(loss - ref_loss.item()) < 1e-12
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-9, atol=1e-14)
+    grads = model.grads()
+    for name, m in layers.items():
+        np.testing.assert_allclose(grads[f"{name}.W"], m.weight.grad.numpy(), rtol=1e-9, atol=1e-14)
+        np.testing.assert_allclose(grads[f"{name}.b"], m.bias.grad.numpy(), rtol=1e-9, atol=1e-14)
+
+
+def test_need_dx_false_skips_only_the_input_gradient():
+    rng = np.random.default_rng(4)
+    model = LeNet5(dtype=np.float64)
+    x = rng.standard_normal((2, 1, 32, 32))
+    model.forward(x)
+    assert model.backward(np.ones((2, 10)), need_dx=False) is None
+    assert model.grads()["C1.W"].shape == (6, 1, 5, 5)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+def test_optimizers_match_torch(name):
+    """Five steps with weight decay on *.W only, against torch.optim with two param groups."""
+    rng = np.random.default_rng(5)
+    params = {"a.W": rng.standard_normal((3, 4)), "a.b": rng.standard_normal(3)}
+    grads_seq = [{k: rng.standard_normal(v.shape) for k, v in params.items()} for _ in range(5)]
+    tW, tb = (torch.tensor(params[k].copy(), requires_grad=True) for k in ("a.W", "a.b"))
+    groups = [{"params": [tW], "weight_decay": 0.1}, {"params": [tb], "weight_decay": 0.0}]
+    if name == "sgd":
+        ours = SGD(params, lr=0.05, momentum=0.9, weight_decay=0.1)
+        ref = torch.optim.SGD(groups, lr=0.05, momentum=0.9)
+    else:
+        ours = Adam(params, lr=0.01, weight_decay=0.1)
+        ref = torch.optim.Adam(groups, lr=0.01)
+    for grads in grads_seq:
+        ours.step(params, grads)
+        tW.grad, tb.grad = torch.tensor(grads["a.W"]), torch.tensor(grads["a.b"])
+        ref.step()
+    np.testing.assert_allclose(params["a.W"], tW.detach().numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(params["a.b"], tb.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_cosine_schedule_with_warmup():
+    assert lr_at(0, 100, 1.0, warmup=10) == pytest.approx(0.1)
+    assert lr_at(9, 100, 1.0, warmup=10) == pytest.approx(1.0)
+    assert lr_at(55, 100, 1.0, warmup=10) == pytest.approx(0.5)
+    assert lr_at(100, 100, 1.0, warmup=10) == pytest.approx(0.0)
+    assert lr_at(50, 100, 0.3, schedule="constant") == 0.3
