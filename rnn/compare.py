@@ -1,0 +1,112 @@
+"""Architecture benchmark: RNN, LSTM and GRU with about the same number of parameters, trained
+the same way on the same corpus; one PNG of validation loss vs step and a Markdown table of
+best / final validation loss (nats/char), parameters and ms per step.
+
+The LSTM's hidden size sets the budget; the RNN and GRU get the hidden size whose parameter
+count is closest (an RNN unit costs 1/4 of an LSTM unit's recurrent weights, a GRU unit 3/4).
+
+    python compare.py --data ../../shared/data/text/names.txt --steps 2000
+"""
+
+import argparse
+import json
+import time
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+from data import DataError, Vocab, load_text
+from model import CELLS
+from train import TrainConfig, limit_blas_threads, load_checkpoint, train
+
+
+def n_params(cell, vocab_size, n_embd, n_hidden, n_layers):
+    """Embedding V E + per layer G H (n_in + H) + 2 G H (weights, two biases) + head H V + V."""
+    G, H = CELLS[cell].n_gates, n_hidden
+    layers = sum(G * H * ((n_embd if l == 0 else H) + H) + 2 * G * H for l in range(n_layers))
+    return vocab_size * n_embd + layers + H * vocab_size + vocab_size
+
+
+def matched_hidden(cell, budget, vocab_size, n_embd, n_layers):
+    """The hidden size whose model has the parameter count closest to budget."""
+    return min(
+        range(4, 2049), key=lambda h: abs(n_params(cell, vocab_size, n_embd, h, n_layers) - budget)
+    )
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    d = TrainConfig()
+    p.add_argument("--dataset", default=d.dataset, help="built-in corpus")
+    p.add_argument("--data", default=None, help="any UTF-8 text file, e.g. names.txt")
+    p.add_argument("--data-dir", default=d.data_dir, help="for names/shakespeare")
+    p.add_argument("--lstm-hidden", type=int, default=d.n_hidden, help="sets the parameter budget")
+    p.add_argument("--n-layers", type=int, default=1, help="layers of every model")
+    p.add_argument("--steps", type=int, default=2000, help="steps per model")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="parallel streams B")
+    p.add_argument("--seq-len", type=int, default=d.seq_len, help="truncated-BPTT length T")
+    p.add_argument("--eval-every", type=int, default=100, help="steps between val losses")
+    p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
+    p.add_argument("--seed", type=int, default=0, help="seed of every run")
+    p.add_argument("--out-dir", default="runs/compare", help="one run folder per cell, table")
+    p.add_argument("--figure", default="figures/compare.png", help="validation-loss PNG")
+    args = p.parse_args(argv)
+    limit_blas_threads()
+    try:
+        text, _ = load_text(args.dataset, args.data, args.data_dir)
+    except DataError as e:
+        p.error(str(e))
+    V = len(Vocab(text))
+    budget = n_params("lstm", V, d.n_embd, args.lstm_hidden, args.n_layers)
+    names = {f.name for f in fields(TrainConfig)}
+    rows, curves = [], {}
+    t0 = time.perf_counter()
+    for cell in CELLS:
+        H = matched_hidden(cell, budget, V, d.n_embd, args.n_layers)
+        kw = {k: v for k, v in vars(args).items() if k in names and k != "out_dir"}
+        cfg = TrainConfig(**kw, cell=cell, n_hidden=H, out_dir=f"{args.out_dir}/{cell}")
+        try:
+            m = train(cfg)
+        except DataError as e:
+            p.error(str(e))
+        _, meta = load_checkpoint(Path(cfg.out_dir) / "checkpoint.npz")
+        curves[cell] = meta["history"]["val"]
+        rows.append((cell, H, m["n_params"], m["value"], m["final_val_loss"], m["ms_per_step"]))
+    name = Path(args.data).name if args.data else args.dataset
+    table = [
+        f"{name}, {args.steps} steps of batch {args.batch_size} x {args.seq_len}, Adam lr {args.lr}:",
+        "",
+        "| cell | hidden | parameters | best val loss | final val loss | ms/step |",
+        "|---|---|---|---|---|---|",
+    ]
+    table += [f"| {c} | {h} | {n:,} | {b:.4f} | {f:.4f} | {ms:.0f} |" for c, h, n, b, f, ms in rows]
+    print("\n".join(table))
+    print(f"total {time.perf_counter() - t0:.0f} s")
+    Path(args.out_dir).mkdir(parents=True, exist_ok=True)
+    (Path(args.out_dir) / "compare.md").write_text("\n".join(table) + "\n")
+    (Path(args.out_dir) / "compare.json").write_text(json.dumps({"rows": rows, "curves": curves}))
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for (cell, H, n, *_), c in zip(rows, CELLS):
+        s, v = np.array(curves[c]).T
+        ax.plot(s, v, label=f"{cell} (hidden {H}, {n:,} params)")
+    ax.set(
+        xlabel="step", ylabel="validation loss (nats/char)", title=f"RNN vs LSTM vs GRU on {name}"
+    )
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    Path(args.figure).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.figure, dpi=100)
+    print(f"wrote {args.figure}")
+
+
+if __name__ == "__main__":
+    main()

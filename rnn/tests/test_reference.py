@@ -1,0 +1,106 @@
+"""Equality with torch in float64 with copied weights: torch.nn.RNN/LSTM/GRU (outputs, final
+states and every gradient, one and two layers), F.cross_entropy, torch.optim and clip_grad_norm_."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from model import CELLS, CharRNN, softmax_cross_entropy
+from optim import OPTIMIZERS, clip_grad_norm
+
+TORCH = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
+NAMES = {
+    "W_ih": "weight_ih_l{}",
+    "W_hh": "weight_hh_l{}",
+    "b_ih": "bias_ih_l{}",
+    "b_hh": "bias_hh_l{}",
+}
+
+
+def close(a, b):
+    np.testing.assert_allclose(a, b.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_layers", [1, 2])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_matches_torch(cell, n_layers):
+    rng = np.random.default_rng(3)
+    T, B, D, H = 7, 3, 4, 5
+    layers = [CELLS[cell](D if l == 0 else H, H, rng, np.float64) for l in range(n_layers)]
+    ref = TORCH[cell](D, H, num_layers=n_layers).double()
+    with torch.no_grad():
+        for l, layer in enumerate(layers):
+            for k, v in layer.params.items():
+                getattr(ref, NAMES[k].format(l)).copy_(torch.from_numpy(v))
+    n_states = layers[0].n_states
+    x = rng.standard_normal((T, B, D))
+    s0 = [[rng.standard_normal((B, H)) for _ in range(n_states)] for _ in range(n_layers)]
+    gy = rng.standard_normal((T, B, H))
+    gs = [[rng.standard_normal((B, H)) for _ in range(n_states)] for _ in range(n_layers)]
+
+    # ours: forward through the stack, backward with the same upstream gradients
+    y, states = x, []
+    for layer, s in zip(layers, s0):
+        y, s = layer.forward(y, tuple(s))
+        states.append(s)
+    dx = gy
+    ds0 = [None] * n_layers
+    for l in reversed(range(n_layers)):
+        dx, ds0[l] = layers[l].backward(dx, tuple(gs[l]))
+
+    # torch: states are (num_layers, B, H); LSTM takes (h0, c0)
+    xt = torch.tensor(x, requires_grad=True)
+    s0t = [torch.tensor(np.stack([s[i] for s in s0]), requires_grad=True) for i in range(n_states)]
+    yt, st = ref(xt, tuple(s0t) if cell == "lstm" else s0t[0])
+    st = st if cell == "lstm" else (st,)
+    gst = [torch.tensor(np.stack([g[i] for g in gs])) for i in range(n_states)]
+    loss = (yt * torch.tensor(gy)).sum() + sum((s * g).sum() for s, g in zip(st, gst))
+    loss.backward()
+
+    close(y, yt)
+    for i in range(n_states):
+        close(np.stack([s[i] for s in states]), st[i])
+        close(np.stack([d[i] for d in ds0]), s0t[i].grad)
+    close(dx, xt.grad)
+    for l, layer in enumerate(layers):
+        for k in layer.params:
+            close(layer.grads[k], getattr(ref, NAMES[k].format(l)).grad)
+
+
+def test_cross_entropy_matches_torch():
+    rng = np.random.default_rng(4)
+    logits, targets = rng.standard_normal((6, 4, 9)) * 3, rng.integers(0, 9, (6, 4))
+    loss, d = softmax_cross_entropy(logits, targets)
+    lt = torch.tensor(logits, requires_grad=True)
+    ref = F.cross_entropy(lt.reshape(-1, 9), torch.tensor(targets).reshape(-1))
+    ref.backward()
+    assert abs(loss - ref.item()) < 1e-12
+    close(d, lt.grad)
+
+
+TORCH_OPT = {
+    "adam": lambda p, lr: torch.optim.Adam(p, lr=lr),
+    "adagrad": lambda p, lr: torch.optim.Adagrad(p, lr=lr),
+    "rmsprop": lambda p, lr: torch.optim.RMSprop(p, lr=lr),
+}
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_optimizer_and_clipping_match_torch(name):
+    """Five steps of clip-by-global-norm then an update, on a CharRNN's real parameters."""
+    rng = np.random.default_rng(5)
+    model = CharRNN(5, "lstm", n_embd=3, n_hidden=4, dtype=np.float64)
+    tparams = {k: torch.tensor(v.copy(), requires_grad=True) for k, v in model.params.items()}
+    opt = OPTIMIZERS[name](model.params, lr=0.05)
+    topt = TORCH_OPT[name](list(tparams.values()), 0.05)
+    for _ in range(5):
+        for k, g in model.grads.items():
+            g[...] = rng.standard_normal(g.shape) * 3
+            tparams[k].grad = torch.tensor(g.copy())
+        norm = clip_grad_norm(model.grads, 1.0)
+        tnorm = torch.nn.utils.clip_grad_norm_(list(tparams.values()), 1.0)
+        assert abs(norm - tnorm.item()) < 1e-10 and norm > 1.0  # clipping really happened
+        opt.step(model.grads)
+        topt.step()
+    for k, v in model.params.items():
+        close(v, tparams[k])
