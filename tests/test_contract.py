@@ -39,6 +39,7 @@ README_SECTIONS = [
     "Exercises",
 ]
 
+
 def imported_top_level_names(path):
     """Top-level module names that a Python file imports (absolute imports only)."""
     tree = ast.parse(path.read_text(), filename=str(path))
