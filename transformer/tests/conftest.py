@@ -1,0 +1,6 @@
+"""Puts the transformer/ folder on sys.path so tests import model, data, decode... directly."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

@@ -1,0 +1,211 @@
+"""Hand-written layers vs the torch modules that do the same job, float64, outputs AND gradients.
+
+Oracles: F.scaled_dot_product_attention, nn.MultiheadAttention, nn.LayerNorm,
+nn.TransformerEncoderLayer, nn.TransformerDecoderLayer (relu, dropout 0, batch_first).
+"""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from model import (
+    DecoderLayer,
+    EncoderLayer,
+    LayerNorm,
+    MultiHeadAttention,
+    causal_mask,
+    scaled_dot_product_attention,
+    sinusoidal_table,
+)
+from torch import nn
+
+D_MODEL, N_HEAD, D_FF = 16, 4, 24
+
+
+@pytest.fixture(autouse=True)
+def seed():
+    torch.manual_seed(0)
+
+
+def _rand(*shape):
+    return torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+
+
+def _assert_grads(ours, theirs):
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def _copy_mha(ours: MultiHeadAttention, ref: nn.MultiheadAttention):
+    """nn.MultiheadAttention packs W_q, W_k, W_v into in_proj_weight (3D, D), in that order."""
+    with torch.no_grad():
+        ref.in_proj_weight.copy_(torch.cat([ours.w_q.weight, ours.w_k.weight, ours.w_v.weight]))
+        ref.in_proj_bias.copy_(torch.cat([ours.w_q.bias, ours.w_k.bias, ours.w_v.bias]))
+        ref.out_proj.weight.copy_(ours.w_o.weight)
+        ref.out_proj.bias.copy_(ours.w_o.bias)
+
+
+def _mha_grads(ours: MultiHeadAttention):
+    return torch.cat(
+        [ours.w_q.weight.grad, ours.w_k.weight.grad, ours.w_v.weight.grad]
+    ), ours.w_o.weight.grad
+
+
+def test_sinusoidal_table_matches_formula():
+    table = sinusoidal_table(50, 8).double()
+    pos, i = 37, 3  # dims 6 and 7
+    angle = pos / 10000 ** (2 * i / 8)
+    assert table[pos, 2 * i] == pytest.approx(math.sin(angle), abs=1e-6)
+    assert table[pos, 2 * i + 1] == pytest.approx(math.cos(angle), abs=1e-6)
+    assert torch.equal(table[0, 1::2], torch.ones(4))  # cos(0) = 1
+
+
+@pytest.mark.parametrize("kind", ["none", "padding", "causal"])
+def test_attention_vs_sdpa(kind):
+    q, k, v = _rand(2, 3, 5, 4), _rand(2, 3, 6, 4), _rand(2, 3, 6, 7)
+    mask = None
+    if kind == "padding":
+        mask = torch.ones(2, 1, 1, 6, dtype=torch.bool)
+        mask[0, ..., 4:] = False
+    elif kind == "causal":
+        mask = torch.ones(5, 6, dtype=torch.bool).tril(diagonal=1)
+    ours, weights = scaled_dot_product_attention(q, k, v, mask)
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 3, 5, dtype=torch.float64))
+    g = torch.randn_like(ours)  # random upstream gradient
+    ours_grads = torch.autograd.grad(ours, (q, k, v), g)
+    ref_grads = torch.autograd.grad(ref, (q, k, v), g)
+    _assert_grads(ours_grads, ref_grads)
+
+
+def test_multi_head_attention_vs_torch():
+    ours = MultiHeadAttention(D_MODEL, N_HEAD).double()
+    ref = nn.MultiheadAttention(D_MODEL, N_HEAD, dropout=0.0, batch_first=True).double()
+    _copy_mha(ours, ref)
+    xq, xkv = _rand(3, 5, D_MODEL), _rand(3, 7, D_MODEL)
+    keep = torch.ones(3, 7, dtype=torch.bool)
+    keep[1, 5:] = False
+    keep[2, 3:] = False
+    out = ours(xq, xkv, keep[:, None, None, :])
+    out_ref, _ = ref(xq, xkv, xkv, key_padding_mask=~keep)  # torch: True = ignore
+    torch.testing.assert_close(out, out_ref, rtol=1e-12, atol=1e-12)
+    g = torch.randn_like(out)
+    gx = torch.autograd.grad(out, (xq, xkv), g, retain_graph=True)
+    gx_ref = torch.autograd.grad(out_ref, (xq, xkv), g, retain_graph=True)
+    _assert_grads(gx, gx_ref)
+    (out * g).sum().backward()
+    (out_ref * g).sum().backward()
+    _assert_grads(_mha_grads(ours), (ref.in_proj_weight.grad, ref.out_proj.weight.grad))
+
+
+def test_layer_norm_vs_torch():
+    ours, ref = LayerNorm(D_MODEL).double(), nn.LayerNorm(D_MODEL).double()
+    with torch.no_grad():
+        ours.weight.normal_()
+        ours.bias.normal_()
+        ref.weight.copy_(ours.weight)
+        ref.bias.copy_(ours.bias)
+    x = (torch.randn(4, 3, D_MODEL, dtype=torch.float64) * 3 + 1).requires_grad_()
+    out, out_ref = ours(x), ref(x)
+    torch.testing.assert_close(out, out_ref, rtol=1e-12, atol=1e-12)
+    g = torch.randn_like(out)  # an all-ones gradient would make the true dx zero
+    gx = torch.autograd.grad(out, x, g, retain_graph=True)
+    gx_ref = torch.autograd.grad(out_ref, x, g, retain_graph=True)
+    _assert_grads(gx, gx_ref)
+    (out * g).sum().backward()
+    (out_ref * g).sum().backward()
+    _assert_grads((ours.weight.grad, ours.bias.grad), (ref.weight.grad, ref.bias.grad))
+
+
+def _copy_common(ours, ref):
+    with torch.no_grad():
+        for name in ("linear1", "linear2"):
+            getattr(ref, name).weight.copy_(getattr(ours.ff, name).weight)
+            getattr(ref, name).bias.copy_(getattr(ours.ff, name).bias)
+        for name in ("norm1", "norm2", "norm3"):
+            if hasattr(ours, name):
+                getattr(ours, name).weight.normal_()
+                getattr(ours, name).bias.normal_()
+                getattr(ref, name).weight.copy_(getattr(ours, name).weight)
+                getattr(ref, name).bias.copy_(getattr(ours, name).bias)
+    _copy_mha(ours.self_attn, ref.self_attn)
+
+
+def _all_grads(module):
+    return [p.grad for p in module.parameters()]
+
+
+@pytest.mark.parametrize("pre_norm", [False, True])
+def test_encoder_layer_vs_torch(pre_norm):
+    ours = EncoderLayer(D_MODEL, N_HEAD, D_FF, dropout=0.0, pre_norm=pre_norm).double()
+    ref = nn.TransformerEncoderLayer(
+        D_MODEL, N_HEAD, D_FF, dropout=0.0, activation="relu", batch_first=True, norm_first=pre_norm
+    ).double()
+    _copy_common(ours, ref)
+    x = _rand(3, 6, D_MODEL)
+    keep = torch.ones(3, 6, dtype=torch.bool)
+    keep[0, 4:] = False
+    out = ours(x, keep[:, None, None, :])
+    out_ref = ref(x, src_key_padding_mask=~keep)
+    torch.testing.assert_close(out, out_ref, rtol=1e-10, atol=1e-10)
+    g = torch.randn_like(out)
+    _assert_grads(
+        torch.autograd.grad(out, x, g, retain_graph=True),
+        torch.autograd.grad(out_ref, x, g, retain_graph=True),
+    )
+    (out * g).sum().backward()
+    (out_ref * g).sum().backward()
+    _assert_grads(
+        _mha_grads(ours.self_attn),
+        (ref.self_attn.in_proj_weight.grad, ref.self_attn.out_proj.weight.grad),
+    )
+    _assert_grads(
+        [
+            ours.ff.linear1.weight.grad,
+            ours.ff.linear2.weight.grad,
+            ours.norm1.weight.grad,
+            ours.norm2.bias.grad,
+        ],
+        [
+            ref.linear1.weight.grad,
+            ref.linear2.weight.grad,
+            ref.norm1.weight.grad,
+            ref.norm2.bias.grad,
+        ],
+    )
+
+
+@pytest.mark.parametrize("pre_norm", [False, True])
+def test_decoder_layer_vs_torch(pre_norm):
+    ours = DecoderLayer(D_MODEL, N_HEAD, D_FF, dropout=0.0, pre_norm=pre_norm).double()
+    ref = nn.TransformerDecoderLayer(
+        D_MODEL, N_HEAD, D_FF, dropout=0.0, activation="relu", batch_first=True, norm_first=pre_norm
+    ).double()
+    _copy_common(ours, ref)
+    _copy_mha(ours.cross_attn, ref.multihead_attn)
+    y, memory = _rand(2, 5, D_MODEL), _rand(2, 7, D_MODEL)
+    keep = torch.ones(2, 7, dtype=torch.bool)
+    keep[1, 4:] = False
+    out = ours(y, memory, keep[:, None, None, :], causal_mask(5))
+    out_ref = ref(y, memory, tgt_mask=~causal_mask(5), memory_key_padding_mask=~keep)
+    torch.testing.assert_close(out, out_ref, rtol=1e-10, atol=1e-10)
+    g = torch.randn_like(out)
+    gi = torch.autograd.grad(out, (y, memory), g, retain_graph=True)
+    gi_ref = torch.autograd.grad(out_ref, (y, memory), g, retain_graph=True)
+    _assert_grads(gi, gi_ref)
+    (out * g).sum().backward()
+    (out_ref * g).sum().backward()
+    _assert_grads(
+        _mha_grads(ours.self_attn),
+        (ref.self_attn.in_proj_weight.grad, ref.self_attn.out_proj.weight.grad),
+    )
+    _assert_grads(
+        _mha_grads(ours.cross_attn),
+        (ref.multihead_attn.in_proj_weight.grad, ref.multihead_attn.out_proj.weight.grad),
+    )
+    _assert_grads(
+        [ours.ff.linear1.weight.grad, ours.norm3.weight.grad, ours.norm3.bias.grad],
+        [ref.linear1.weight.grad, ref.norm3.weight.grad, ref.norm3.bias.grad],
+    )
