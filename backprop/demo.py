@@ -17,7 +17,7 @@ training solves XOR.
 import argparse
 
 import numpy as np
-from model import BCEWithLogits, Linear, Tanh, sigmoid
+from model import BCEWithLogits, Linear, Sequential, Tanh, sigmoid
 from optim import SGD
 
 X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])  # (4, 2)
@@ -93,15 +93,14 @@ def walkthrough(seed=0):
 def solve(seed=0, lr=0.5, max_steps=5000, every=500):
     """Full-batch gradient descent until all four points are right; -> steps or None."""
     fc1, act, fc2, loss_fn = build(seed)
-    layers = (fc1, act, fc2)
-    params = {f"{i}.{k}": v for i, l in enumerate(layers) for k, v in l.params.items()}
-    opt = SGD(params, lr)
+    net = Sequential([fc1, act, fc2])
+    opt = SGD(net.params, lr)
     print(f"\nTRAINING: gradient descent, lr {lr}, full batch")
     for step in range(1, max_steps + 1):
-        z2 = fc2.forward(act.forward(fc1.forward(X)))
+        z2 = net.forward(X)
         L = loss_fn.forward(z2, Y)
-        fc1.backward(act.backward(fc2.backward(loss_fn.backward())))
-        opt.step({f"{i}.{k}": v for i, l in enumerate(layers) for k, v in l.grads.items()})
+        net.backward(loss_fn.backward())
+        opt.step(net.grads)
         solved = np.array_equal(z2 > 0, Y > 0.5) and L < 0.1
         if step % every == 0 or solved:
             print(f"  step {step:5d} | loss {L:.4f} | p = {np.round(sigmoid(z2[:, 0]), 3)}")

@@ -13,7 +13,6 @@ check the error lines for a missing checkpoint and a wrong feature count.
 
 import argparse
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -26,15 +25,15 @@ def load_model(path):
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}; run train.py first")
+    params, _, meta = load_checkpoint(path)  # ValueError with one line when unreadable
     try:
-        params, _, meta = load_checkpoint(path)
         cfg = Config(**meta["config"])
-    except (KeyError, TypeError, ValueError, OSError, zipfile.BadZipFile) as e:
+        last = max((k for k in params if k.endswith(".W")), key=lambda k: int(k.split(".")[0]))
+        n_out = params[last].shape[1]  # the output Linear's W is (hidden, n_out)
+        model = build_model(cfg, meta["n_features"], n_out, np.random.default_rng(0))
+        model.load_params(params)
+    except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"checkpoint {path} is unreadable ({e!r}); run train.py again") from e
-    last = max((k for k in params if k.endswith(".W")), key=lambda k: int(k.split(".")[0]))
-    n_out = params[last].shape[1]  # the output Linear's W is (hidden, n_out)
-    model = build_model(cfg, meta["n_features"], n_out, np.random.default_rng(0))
-    model.load_params(params)
     return model.eval(), cfg, meta
 
 

@@ -18,6 +18,7 @@ import math
 import os
 import sys
 import time
+import zipfile
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -106,9 +107,10 @@ def loss_for(task):
 
 def predict(model, X, task, batch=4096):
     """Eval-mode outputs in batches: logits (classification) or values (regression)."""
+    was_training = model.training
     model.eval()
     out = np.concatenate([model.forward(X[i : i + batch]) for i in range(0, len(X), batch)])
-    model.train()
+    model.train(was_training)
     return out
 
 
@@ -138,12 +140,19 @@ def save_checkpoint(path, model, opt, meta):
 
 
 def load_checkpoint(path):
-    """-> (model arrays, optimizer arrays, meta dict); never unpickles."""
-    with np.load(path, allow_pickle=False) as z:
-        meta = json.loads(str(z["meta"]))
-        model = {k[6:]: z[k] for k in z.files if k.startswith("model.")}
-        optim = {k[6:]: z[k] for k in z.files if k.startswith("optim.")}
-    meta["config"]["hidden"] = tuple(meta["config"]["hidden"])
+    """-> (model arrays, optimizer arrays, meta dict); never unpickles.
+
+    A file that is not such a checkpoint (truncated, not a zip, missing keys)
+    raises ValueError with one line for the user.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            model = {k[6:]: z[k] for k in z.files if k.startswith("model.")}
+            optim = {k[6:]: z[k] for k in z.files if k.startswith("optim.")}
+        meta["config"]["hidden"] = tuple(meta["config"]["hidden"])
+    except (KeyError, TypeError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"checkpoint {path} is unreadable ({e!r}); run train.py again") from e
     return model, optim, meta
 
 
@@ -274,7 +283,9 @@ def _train(cfg):
         "test_loss": history["test_loss"][-1],
         "config": asdict(cfg),
     }
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    tmp = out_dir / "metrics.json.tmp"  # atomic, like the checkpoint
+    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    os.replace(tmp, out_dir / "metrics.json")
     print(
         f"{metric_name} {metrics['value']:.4f} after {opt.t} updates, {seconds:.1f} s -> {out_dir}"
     )
@@ -364,7 +375,7 @@ def parse_args(argv=None):
     add("--smoke", action="store_true", help="2 epochs on a few hundred points, in seconds")
     add("--no-figures", dest="figures", action="store_false", help="skip the PNGs")
     args = p.parse_args(argv)
-    for name in ("lr", "epochs", "batch_size", "n_train"):
+    for name in ("lr", "epochs", "batch_size", "n_train", "step_size"):
         v = getattr(args, name)
         if v is not None and v <= 0:
             p.error(f"--{name.replace('_', '-')} must be positive, got {v}")

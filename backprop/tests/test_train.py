@@ -150,6 +150,14 @@ def test_inference_errors(tmp_path, capsys):
         inference.main(["--out-dir", str(tmp_path), "--point", "1", "2", "3"])
 
 
+@pytest.mark.parametrize("content", [b"not a checkpoint", b"PK\x03\x04truncated zip"])
+def test_corrupt_checkpoint_is_one_line(tmp_path, content):
+    (tmp_path / "checkpoint.npz").write_bytes(content)
+    for main, args in ((train_mod.main, ["--resume"]), (inference.main, [])):
+        with pytest.raises(SystemExit, match=r"^error: checkpoint .* is unreadable .*run train.py"):
+            main(["--out-dir", str(tmp_path), *args])
+
+
 @pytest.mark.parametrize(
     "flag, bad",
     [
@@ -166,6 +174,24 @@ def test_bad_names_exit_2_listing_choices(flag, bad, capsys):
     err = capsys.readouterr().err
     assert f"invalid choice: '{bad}'" in err and "choose from" in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("flag", ["--step-size", "--epochs", "--lr"])
+def test_non_positive_numbers_exit_2(flag, capsys):
+    with pytest.raises(SystemExit) as e:
+        train_mod.parse_args([flag, "0"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{flag} must be positive, got 0" in err and len(err.strip().splitlines()) == 1
+
+
+def test_predict_keeps_the_mode(tmp_path):
+    model = train_mod.build_model(Config(hidden=(4,), dropout=0.5), 2, 3, np.random.default_rng(0))
+    X = np.ones((3, 2))
+    for mode in (True, False):
+        model.train(mode)
+        train_mod.predict(model, X, "multiclass")
+        assert model.training is mode and all(l.training is mode for l in model.layers)
 
 
 def test_cli_smoke_subprocess(tmp_path):
