@@ -135,20 +135,29 @@ def maxpool2d_naive(x, kernel=2, stride=2):
     return out
 
 
-class MaxPool2D:
-    """Max pooling, vectorised over the k*k offsets: a running max and arg-max over shifted grids.
-
-    Ties go to the first offset (as in torch); the backward adds dout where the arg-max is (u, v).
-    """
+class Pool2D:
+    """What both poolings share: kernel k, stride s (default k), no parameters, and the output size
+    Ho = (H - k) // s + 1, Wo = (W - k) // s + 1."""
 
     def __init__(self, kernel=2, stride=None):
         self.kernel, self.stride = kernel, stride or kernel
         self.params, self.grads = {}, {}
 
-    def forward(self, x):
+    def out_size(self, x):
+        """-> (k, s, Ho, Wo) for x (N, C, H, W)."""
         k, s = self.kernel, self.stride
-        N, C, H, Wd = x.shape
-        Ho, Wo = (H - k) // s + 1, (Wd - k) // s + 1
+        H, Wd = x.shape[2:]
+        return k, s, (H - k) // s + 1, (Wd - k) // s + 1
+
+
+class MaxPool2D(Pool2D):
+    """Max pooling, vectorised over the k*k offsets: a running max and arg-max over shifted grids.
+
+    Ties go to the first offset (as in torch); the backward adds dout where the arg-max is (u, v).
+    """
+
+    def forward(self, x):
+        k, s, Ho, Wo = self.out_size(x)
         out = grid(x, 0, 0, s, Ho, Wo).copy()  # (N, C, Ho, Wo)
         arg = np.zeros(out.shape, dtype=np.int8)  # offset index t = u*k + v of the winner
         for t in range(1, k * k):
@@ -168,17 +177,11 @@ class MaxPool2D:
         return dx
 
 
-class AvgPool2D:
+class AvgPool2D(Pool2D):
     """Average pooling (LeNet's subsampling layers S2 and S4, without their trainable scale)."""
 
-    def __init__(self, kernel=2, stride=None):
-        self.kernel, self.stride = kernel, stride or kernel
-        self.params, self.grads = {}, {}
-
     def forward(self, x):
-        k, s = self.kernel, self.stride
-        N, C, H, Wd = x.shape
-        Ho, Wo = (H - k) // s + 1, (Wd - k) // s + 1
+        k, s, Ho, Wo = self.out_size(x)
         self.x_shape = x.shape
         return sum(grid(x, u, v, s, Ho, Wo) for u in range(k) for v in range(k)) / (k * k)
 

@@ -3,7 +3,8 @@
 SGD with momentum (Polyak 1964; the form used by torch.optim.SGD), Adam (Kingma & Ba 2014,
 https://arxiv.org/abs/1412.6980, Algorithm 1), L2 weight decay added to the gradient of the
 weights (not the biases), and a cosine schedule with linear warm-up (Loshchilov & Hutter 2016,
-https://arxiv.org/abs/1608.03983). tests/test_optim.py holds each step against torch.optim.
+https://arxiv.org/abs/1608.03983). tests/test_network.py holds five steps of each against
+torch.optim.
 
 Parameters are a dict name -> array, updated in place (the arrays the layers hold), and the
 state (momentum buffers, Adam moments, step count) is plain arrays for the checkpoint.

@@ -161,7 +161,17 @@ def _train(cfg):
     perm = rng.permutation(len(y_train))
     if cfg.resume:
         params, opt_state, saved_cfg, state, perm = load_checkpoint(ckpt_path)
-        for key in ("dataset", "variant", "optimizer", "limit_train", "test_set_only", "seed"):
+        # batch_size and smoke fix which images the saved batch order and position point at
+        for key in (
+            "dataset",
+            "variant",
+            "optimizer",
+            "limit_train",
+            "test_set_only",
+            "seed",
+            "batch_size",
+            "smoke",
+        ):
             if saved_cfg[key] != getattr(cfg, key):
                 raise TrainingError(f"--resume: checkpoint has {key}={saved_cfg[key]!r}")
         model.load_params(params)
@@ -182,6 +192,12 @@ def _train(cfg):
         state["seconds"] += time.time() - t_mark
         t_mark = time.time()
         state["rng"] = rng.bit_generator.state
+        if not all(np.isfinite(p).all() for p in model.params().values()):
+            # the last step's loss was finite but its update was not: keep the last good file
+            raise TrainingError(
+                f"parameters became non-finite at step {state['step']}; stopped "
+                f"(last good checkpoint: {ckpt_path}); try a smaller --lr"
+            )
         save_checkpoint(ckpt_path, model, optimizer, cfg, state, perm)
 
     t_mark = time.time()
@@ -332,6 +348,9 @@ def main(argv=None):
     for name in ("epochs", "batch_size", "lr"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
+    for name in ("shift", "warmup_steps", "limit_train", "stop_after"):
+        if getattr(args, name) < 0:
+            parser.error(f"--{name.replace('_', '-')} must not be negative")
     names = {f.name for f in fields(TrainConfig)}
     cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
     try:

@@ -20,8 +20,8 @@ def trained_run(tmp_path_factory):
 
 @pytest.fixture(scope="session", autouse=True)
 def one_blas_thread():
-    """As in train.py: LeNet's small matmuls run best on one BLAS thread on a shared CPU."""
-    from threadpoolctl import threadpool_limits
+    """train.py's limit for the whole session: LeNet's small matmuls run best on one BLAS thread."""
+    from train import one_blas_thread as limit
 
-    with threadpool_limits(1, user_api="blas"):
+    with limit():
         yield

@@ -75,6 +75,32 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     assert (tmp_path / "checkpoint.npz").read_bytes() == before
 
 
+def test_non_finite_update_at_epoch_end_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    """The last step of an epoch has a finite loss but an update that overflows: the epoch-end
+    checkpoint must not overwrite the good one with non-finite weights."""
+    import optim
+
+    cfg = TrainConfig(out_dir=str(tmp_path), epochs=1, limit_train=64, optimizer="sgd")
+    train(cfg)
+    before = (tmp_path / "checkpoint.npz").read_bytes()
+
+    def overflow(self, params, grads):
+        for p in params.values():
+            p[...] = np.inf
+
+    monkeypatch.setattr(optim.SGD, "step", overflow)
+    cfg = TrainConfig(out_dir=str(tmp_path), epochs=2, limit_train=64, optimizer="sgd", resume=True)
+    with np.errstate(all="ignore"), pytest.raises(TrainingError, match="non-finite at step 2"):
+        train(cfg)
+    assert (tmp_path / "checkpoint.npz").read_bytes() == before
+
+
+def test_resume_with_another_batch_size_is_refused(tmp_path):
+    train(small(tmp_path, stop_after=1))
+    with pytest.raises(TrainingError, match="batch_size=64"):
+        train(small(tmp_path, resume=True, batch_size=32))
+
+
 def test_resume_without_checkpoint_is_one_line(tmp_path):
     with pytest.raises(SystemExit) as e:
         main(["--resume", "--out-dir", str(tmp_path)])
@@ -86,6 +112,8 @@ def test_resume_without_checkpoint_is_one_line(tmp_path):
     [
         (["--dataset", "cifar10"], "unknown dataset"),
         (["--epochs", "0"], "--epochs must be positive"),
+        (["--shift", "-1"], "--shift must not be negative"),
+        (["--limit-train", "-5"], "--limit-train must not be negative"),
     ],
 )
 def test_bad_flags_exit_2(argv, text, capsys):
