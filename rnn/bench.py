@@ -56,6 +56,9 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=20, help="timed rounds (median)")
     p.add_argument("--cells", default="rnn,lstm,gru", help="comma-separated")
     args = p.parse_args(argv)
+    cells = args.cells.split(",")
+    if not set(cells) <= set(CELLS):
+        p.error(f"--cells {args.cells!r}: choose from {', '.join(CELLS)}")
     try:
         from threadpoolctl import threadpool_limits
 
@@ -69,7 +72,7 @@ def main(argv=None):
         f"{args.threads} thread(s), numpy {np.__version__}, torch {torch.__version__}, {env}"
     )
     print("| cell | ours (ms) | torch (ms) | ours / torch |\n|---|---|---|---|")
-    for cell in args.cells.split(","):
+    for cell in cells:
         ours, ref = bench_cell(
             cell, args.batch_size, args.seq_len, args.n_in, args.n_hidden, args.repeats
         )

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from data import DataError, Vocab, load_text
 from model import CELLS
-from train import TrainConfig, limit_blas_threads, load_checkpoint, train
+from train import TrainConfig, check_sizes, limit_blas_threads, load_checkpoint, train
 
 
 def n_params(cell, vocab_size, n_embd, n_hidden, n_layers):
@@ -53,6 +53,9 @@ def main(argv=None):
     p.add_argument("--out-dir", default="runs/compare", help="one run folder per cell, table")
     p.add_argument("--figure", default="figures/compare.png", help="validation-loss PNG")
     args = p.parse_args(argv)
+    check_sizes(
+        p, args, ("lstm_hidden", "n_layers", "steps", "batch_size", "seq_len", "eval_every")
+    )
     limit_blas_threads()
     try:
         text, _ = load_text(args.dataset, args.data, args.data_dir)
@@ -69,7 +72,7 @@ def main(argv=None):
         cfg = TrainConfig(**kw, cell=cell, n_hidden=H, out_dir=f"{args.out_dir}/{cell}")
         try:
             m = train(cfg)
-        except DataError as e:
+        except (DataError, FloatingPointError) as e:
             p.error(str(e))
         _, meta = load_checkpoint(Path(cfg.out_dir) / "checkpoint.npz")
         curves[cell] = meta["history"]["val"]

@@ -103,6 +103,12 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, default=4, help="runs per point (mean is plotted)")
     p.add_argument("--out-dir", default="figures", help="where the PNGs go")
     args = p.parse_args(argv)
+    try:
+        lags = [int(s) for s in args.lags.split(",")]
+    except ValueError:
+        p.error(f"--lags must be comma-separated integers, got {args.lags!r}")
+    if min(lags) < 1 or min(args.steps, args.n_hidden, args.seeds) < 1:
+        p.error("every lag and --steps, --n-hidden, --seeds must be at least 1")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -112,7 +118,6 @@ def main(argv=None):
     limit_blas_threads()
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    lags = [int(s) for s in args.lags.split(",")]
     t0 = time.perf_counter()
     acc = {c: [] for c in CELLS}
     for cell in CELLS:

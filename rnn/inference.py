@@ -13,7 +13,14 @@ from pathlib import Path
 import numpy as np
 from data import DataError, Vocab
 from model import sample
-from train import CHECKPOINT, TrainConfig, build_model, limit_blas_threads, load_checkpoint
+from train import (
+    CHECKPOINT,
+    TrainConfig,
+    build_model,
+    limit_blas_threads,
+    load_checkpoint,
+    load_params,
+)
 
 
 def load_model(out_dir):
@@ -21,11 +28,7 @@ def load_model(out_dir):
     cfg = TrainConfig(**meta["config"])
     vocab = Vocab(meta["vocab"])
     model = build_model(cfg, len(vocab))
-    try:
-        for k, v in model.params.items():
-            v[...] = arrays[f"model.{k}"]
-    except (KeyError, ValueError):
-        raise DataError(f"checkpoint in {out_dir} does not match its config: retrain") from None
+    load_params(model, arrays, f"checkpoint in {out_dir}")
     return model, vocab, meta
 
 

@@ -110,9 +110,22 @@ def load_checkpoint(path):
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
         meta = json.loads(str(arrays.pop("meta")))
+        TrainConfig(**meta["config"])  # a config this code can rebuild the model from
+        missing = {"vocab", "kind", "step", "seconds", "history"} - meta.keys()
+        if missing:
+            raise KeyError(", ".join(sorted(missing)))
     except Exception as e:  # zip, json, key errors all mean the same to the user
         raise DataError(f"cannot read checkpoint {path} ({type(e).__name__}): retrain") from None
     return arrays, meta
+
+
+def load_params(model, arrays, where):
+    """Copy the checkpoint's "model.*" arrays into model.params in place (shapes must match)."""
+    try:
+        for k, v in model.params.items():
+            v[...] = arrays[f"model.{k}"]
+    except (KeyError, ValueError):
+        raise DataError(f"{where} does not match its config or data: retrain") from None
 
 
 def build_model(cfg, vocab_size, dtype=np.float32):
@@ -160,16 +173,17 @@ def train(cfg: TrainConfig) -> dict:
     steps_wanted = cfg.steps
     if cfg.resume:
         arrays, meta = load_checkpoint(ckpt)
-        cfg = TrainConfig(**{**meta["config"], "steps": steps_wanted, "out_dir": cfg.out_dir})
+        # the saved config may say resume=False (the first run's): keep this run's flags
+        keep = {"steps": steps_wanted, "out_dir": cfg.out_dir, "resume": True, "smoke": cfg.smoke}
+        cfg = TrainConfig(**{**meta["config"], **keep})
     vocab, kind, train_streams, val_streams = prepare_data(cfg)
     model = build_model(cfg, len(vocab))
     opt = OPTIMIZERS[cfg.optimizer](model.params, lr=cfg.lr)
     step, states, seconds = 0, None, 0.0
     history = {"train": [], "val": []}
     if cfg.resume:
+        load_params(model, arrays, ckpt)
         try:
-            for k, v in model.params.items():
-                v[...] = arrays[f"model.{k}"]
             opt.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("optim.")})
             step, seconds, history = meta["step"], meta["seconds"], meta["history"]
             if "state.0.0" in arrays:
@@ -179,6 +193,8 @@ def train(cfg: TrainConfig) -> dict:
                 ]
         except (KeyError, ValueError):
             raise DataError(f"{ckpt} does not match its config or data: retrain") from None
+        if step > cfg.steps:
+            raise DataError(f"{ckpt} is already at step {step}: pass --steps {step} or more")
         print(f"resumed from {ckpt} at step {step}")
     out.mkdir(parents=True, exist_ok=True)
     print(
@@ -290,16 +306,22 @@ def build_parser():
     return p
 
 
+def check_sizes(parser, args, names):
+    """One line and exit 2 (parser.error) for a size flag below 1 or a learning rate <= 0."""
+    for name in names:
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.lr <= 0:
+        parser.error("--lr must be positive")
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.cell not in CELLS:
         parser.error(f"unknown cell type {args.cell!r}: choose one of {', '.join(CELLS)}")
-    for name in ("steps", "batch_size", "seq_len", "n_hidden", "n_embd", "n_layers", "eval_every"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if args.lr <= 0:
-        parser.error("--lr must be positive")
+    sizes = ("steps", "batch_size", "seq_len", "n_hidden", "n_embd", "n_layers", "eval_every")
+    check_sizes(parser, args, sizes)
     names = {f.name for f in fields(TrainConfig)}
     cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
     limit_blas_threads()

@@ -1,14 +1,15 @@
 """Equality with torch in float64 with copied weights: torch.nn.RNN/LSTM/GRU (outputs, final
-states and every gradient, one and two layers), F.cross_entropy, torch.optim and clip_grad_norm_."""
+states and every gradient, one and two layers), the whole CharRNN against nn.Embedding + cells +
+nn.Linear, F.cross_entropy, torch.optim and clip_grad_norm_."""
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from bench import TORCH  # name -> torch.nn.RNN / LSTM / GRU
 from model import CELLS, CharRNN, softmax_cross_entropy
 from optim import OPTIMIZERS, clip_grad_norm
 
-TORCH = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
 NAMES = {
     "W_ih": "weight_ih_l{}",
     "W_hh": "weight_hh_l{}",
@@ -104,3 +105,38 @@ def test_optimizer_and_clipping_match_torch(name):
         topt.step()
     for k, v in model.params.items():
         close(v, tparams[k])
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_char_model_matches_torch(cell):
+    """The whole CharRNN (Embedding -> 2 cells -> Linear head) against nn.Embedding, the torch
+    cell and nn.Linear with copied weights: logits and every gradient, embedding and head too."""
+    rng = np.random.default_rng(6)
+    T, B, V, E, H = 6, 3, 9, 4, 5
+    model = CharRNN(V, cell, n_embd=E, n_hidden=H, n_layers=2, seed=6, dtype=np.float64)
+    emb, rnn = torch.nn.Embedding(V, E).double(), TORCH[cell](E, H, num_layers=2).double()
+    head = torch.nn.Linear(H, V).double()
+    with torch.no_grad():
+        emb.weight.copy_(torch.from_numpy(model.params["embed.W"]))
+        head.weight.copy_(torch.from_numpy(model.params["head.W"]))
+        head.bias.copy_(torch.from_numpy(model.params["head.b"]))
+        for l in range(2):
+            for k in NAMES:
+                getattr(rnn, NAMES[k].format(l)).copy_(
+                    torch.from_numpy(model.params[f"layer{l}.{k}"])
+                )
+    ids = rng.integers(0, V, (T, B))
+    glog = rng.standard_normal((T, B, V))  # random upstream gradient on the logits
+
+    logits, _ = model.forward(ids)
+    model.backward(glog)
+    lt = head(rnn(emb(torch.from_numpy(ids)))[0])
+    (lt * torch.from_numpy(glog)).sum().backward()
+
+    close(logits, lt)
+    close(model.grads["embed.W"], emb.weight.grad)
+    close(model.grads["head.W"], head.weight.grad)
+    close(model.grads["head.b"], head.bias.grad)
+    for l in range(2):
+        for k in NAMES:
+            close(model.grads[f"layer{l}.{k}"], getattr(rnn, NAMES[k].format(l)).grad)

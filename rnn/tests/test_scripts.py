@@ -3,6 +3,7 @@
 import bench
 import compare
 import gating
+import pytest
 
 
 def test_compare_writes_table_and_figure(tmp_path, capsys):
@@ -25,3 +26,18 @@ def test_bench_prints_ratios(capsys):
     bench.main(["--seq-len", "3", "--n-in", "4", "--n-hidden", "5", "--repeats", "1"])
     out = capsys.readouterr().out
     assert out.count("x |") == 3
+
+
+def test_script_flags_checked_in_one_line(capsys):
+    cases = [
+        (gating.main, ["--lags", "3,x"], "--lags"),
+        (gating.main, ["--lags", "0,5"], "at least 1"),
+        (bench.main, ["--cells", "lstm,cnn"], "--cells"),
+        (compare.main, ["--steps", "0"], "--steps must be at least 1"),
+        (compare.main, ["--lr", "0"], "--lr must be positive"),
+    ]
+    for fn, argv, words in cases:
+        with pytest.raises(SystemExit) as e:
+            fn(argv)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and words in err and "Traceback" not in err, (argv, err)
