@@ -17,6 +17,7 @@
 
 import csv
 import io
+import os
 import random
 import re
 import urllib.request
@@ -348,8 +349,10 @@ def download_tatoeba(path: Path):
     print(f"downloading {url} -> {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
     req = urllib.request.Request(url, headers={"User-Agent": "Mozilla/5.0"})
+    tmp = path.with_name(path.name + ".part")
     with urllib.request.urlopen(req, timeout=60) as r:
-        path.write_bytes(r.read())
+        tmp.write_bytes(r.read())
+    os.replace(tmp, path)  # atomic: an interrupted download never leaves half a zip
 
 
 def encode_examples(task, cfg, max_len):

@@ -100,8 +100,13 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.beam_size < 1:
         p.error("--beam-size must be >= 1")
+    if args.alpha < 0:  # beam search's stopping bound assumes lp grows with length
+        p.error("--alpha must be >= 0")
     try:
-        device = pick_device(args.device)
+        try:
+            device = pick_device(args.device)
+        except ValueError as e:  # --device cuda / mps on a machine without one
+            raise InputError(str(e)) from None
         model, ck, src_tok, tgt_tok = load(
             Path(args.checkpoint or Path(args.out_dir) / "checkpoint.pt"), device
         )

@@ -90,6 +90,9 @@ def pick_device(name: str) -> torch.device:
         print(f"device: {name} (auto)")
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda but CUDA is not available")
+    mps = getattr(torch.backends, "mps", None)
+    if name == "mps" and not (mps and mps.is_available()):
+        raise ValueError("--device mps but MPS is not available")
     return torch.device(name)
 
 
@@ -175,7 +178,7 @@ def train(cfg: TrainConfig) -> dict:
     epoch_cache = {}
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     model.train()
-    t0, tokens = time.time(), 0
+    t0, tokens, start_step = time.time(), 0, step
     bar = tqdm(total=cfg.steps, initial=step, desc="train", dynamic_ncols=True)
     while step < cfg.steps:
         epoch = step // n_batches
@@ -228,7 +231,7 @@ def train(cfg: TrainConfig) -> dict:
             head = "accuracy" if cfg.task == "classify" else "exact_match"
             history["eval_step"].append(step)
             history["eval"].append(ev[head])
-            ms = 1000 * (time.time() - t0) / max(step - (history["step"][0] - 1), 1)
+            ms = 1000 * (time.time() - t0) / max(step - start_step, 1)  # steps of this run
             tqdm.write(
                 f"step {step} | loss {loss.item():.4f} | val {head} {ev[head]:.3f} ({min(200, len(task['test']))}) | {ms:.0f} ms/step"
             )

@@ -69,6 +69,18 @@ def test_bad_input_one_clear_line(run_dir, capsys, tmp_path):
     assert "cannot read checkpoint" in _error(capsys, ["--out-dir", str(tmp_path)])
 
 
+def test_negative_length_penalty_is_refused(run_dir):
+    with pytest.raises(SystemExit) as e:
+        inference.main(["--out-dir", str(run_dir), "--beam-size", "3", "--alpha", "-1", "a cat"])
+    assert e.value.code == 2  # argparse error
+
+
+def test_unavailable_device_is_one_clear_line(run_dir, capsys, monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    msg = _error(capsys, ["--out-dir", str(run_dir), "--device", "cuda", "the cat"])
+    assert "CUDA is not available" in msg
+
+
 def test_train_cli_bad_input(capsys, tmp_path):
     with pytest.raises(SystemExit) as e:
         T.main(["--task", "summarise"])

@@ -33,6 +33,7 @@ def _rand(*shape):
 
 
 def _assert_grads(ours, theirs):
+    assert len(ours) == len(theirs)
     for a, b in zip(ours, theirs):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
@@ -46,10 +47,38 @@ def _copy_mha(ours: MultiHeadAttention, ref: nn.MultiheadAttention):
         ref.out_proj.bias.copy_(ours.w_o.bias)
 
 
-def _mha_grads(ours: MultiHeadAttention):
-    return torch.cat(
-        [ours.w_q.weight.grad, ours.w_k.weight.grad, ours.w_v.weight.grad]
-    ), ours.w_o.weight.grad
+def _ref_grads(ours: nn.Module) -> dict:
+    """Our parameter gradients under the torch module's names: W_q, W_k, W_v (and their biases)
+    concatenated into in_proj_*, w_o -> out_proj, ff.linear* -> linear*, cross_attn ->
+    multihead_attn; so every parameter of both modules is compared, biases included."""
+    grads = {}
+    for name, p in ours.named_parameters():
+        name = name.replace("ff.", "").replace("cross_attn.", "multihead_attn.")
+        name = name.replace("w_o.", "out_proj.")
+        for w in ("w_q", "w_k", "w_v"):
+            if f"{w}." in name:
+                prefix, kind = name.split(f"{w}.")
+                grads.setdefault(f"{prefix}in_proj_{kind}", []).append(p.grad)
+                break
+        else:
+            grads[name] = p.grad
+    return {k: torch.cat(v) if isinstance(v, list) else v for k, v in grads.items()}
+
+
+def _check_vs_ref(ours, ref, out, out_ref, inputs, tol):
+    """Outputs, input gradients and EVERY parameter gradient under a random upstream gradient."""
+    torch.testing.assert_close(out, out_ref, rtol=tol, atol=tol)
+    g = torch.randn_like(out)  # an all-ones gradient would make LayerNorm's true dx zero
+    gi = torch.autograd.grad(out, inputs, g, retain_graph=True)
+    gi_ref = torch.autograd.grad(out_ref, inputs, g, retain_graph=True)
+    _assert_grads(gi, gi_ref)
+    (out * g).sum().backward()
+    (out_ref * g).sum().backward()
+    ours_grads, ref_grads = _ref_grads(ours), {n: p.grad for n, p in ref.named_parameters()}
+    assert ours_grads.keys() == ref_grads.keys()
+    for name in ref_grads:
+        assert ref_grads[name] is not None, name
+        torch.testing.assert_close(ours_grads[name], ref_grads[name], rtol=1e-10, atol=1e-10)
 
 
 def test_sinusoidal_table_matches_formula():
@@ -90,14 +119,7 @@ def test_multi_head_attention_vs_torch():
     keep[2, 3:] = False
     out = ours(xq, xkv, keep[:, None, None, :])
     out_ref, _ = ref(xq, xkv, xkv, key_padding_mask=~keep)  # torch: True = ignore
-    torch.testing.assert_close(out, out_ref, rtol=1e-12, atol=1e-12)
-    g = torch.randn_like(out)
-    gx = torch.autograd.grad(out, (xq, xkv), g, retain_graph=True)
-    gx_ref = torch.autograd.grad(out_ref, (xq, xkv), g, retain_graph=True)
-    _assert_grads(gx, gx_ref)
-    (out * g).sum().backward()
-    (out_ref * g).sum().backward()
-    _assert_grads(_mha_grads(ours), (ref.in_proj_weight.grad, ref.out_proj.weight.grad))
+    _check_vs_ref(ours, ref, out, out_ref, (xq, xkv), tol=1e-12)
 
 
 def test_layer_norm_vs_torch():
@@ -109,14 +131,7 @@ def test_layer_norm_vs_torch():
         ref.bias.copy_(ours.bias)
     x = (torch.randn(4, 3, D_MODEL, dtype=torch.float64) * 3 + 1).requires_grad_()
     out, out_ref = ours(x), ref(x)
-    torch.testing.assert_close(out, out_ref, rtol=1e-12, atol=1e-12)
-    g = torch.randn_like(out)  # an all-ones gradient would make the true dx zero
-    gx = torch.autograd.grad(out, x, g, retain_graph=True)
-    gx_ref = torch.autograd.grad(out_ref, x, g, retain_graph=True)
-    _assert_grads(gx, gx_ref)
-    (out * g).sum().backward()
-    (out_ref * g).sum().backward()
-    _assert_grads((ours.weight.grad, ours.bias.grad), (ref.weight.grad, ref.bias.grad))
+    _check_vs_ref(ours, ref, out, out_ref, (x,), tol=1e-12)
 
 
 def _copy_common(ours, ref):
@@ -133,10 +148,6 @@ def _copy_common(ours, ref):
     _copy_mha(ours.self_attn, ref.self_attn)
 
 
-def _all_grads(module):
-    return [p.grad for p in module.parameters()]
-
-
 @pytest.mark.parametrize("pre_norm", [False, True])
 def test_encoder_layer_vs_torch(pre_norm):
     ours = EncoderLayer(D_MODEL, N_HEAD, D_FF, dropout=0.0, pre_norm=pre_norm).double()
@@ -149,32 +160,7 @@ def test_encoder_layer_vs_torch(pre_norm):
     keep[0, 4:] = False
     out = ours(x, keep[:, None, None, :])
     out_ref = ref(x, src_key_padding_mask=~keep)
-    torch.testing.assert_close(out, out_ref, rtol=1e-10, atol=1e-10)
-    g = torch.randn_like(out)
-    _assert_grads(
-        torch.autograd.grad(out, x, g, retain_graph=True),
-        torch.autograd.grad(out_ref, x, g, retain_graph=True),
-    )
-    (out * g).sum().backward()
-    (out_ref * g).sum().backward()
-    _assert_grads(
-        _mha_grads(ours.self_attn),
-        (ref.self_attn.in_proj_weight.grad, ref.self_attn.out_proj.weight.grad),
-    )
-    _assert_grads(
-        [
-            ours.ff.linear1.weight.grad,
-            ours.ff.linear2.weight.grad,
-            ours.norm1.weight.grad,
-            ours.norm2.bias.grad,
-        ],
-        [
-            ref.linear1.weight.grad,
-            ref.linear2.weight.grad,
-            ref.norm1.weight.grad,
-            ref.norm2.bias.grad,
-        ],
-    )
+    _check_vs_ref(ours, ref, out, out_ref, (x,), tol=1e-10)
 
 
 @pytest.mark.parametrize("pre_norm", [False, True])
@@ -190,22 +176,4 @@ def test_decoder_layer_vs_torch(pre_norm):
     keep[1, 4:] = False
     out = ours(y, memory, keep[:, None, None, :], causal_mask(5))
     out_ref = ref(y, memory, tgt_mask=~causal_mask(5), memory_key_padding_mask=~keep)
-    torch.testing.assert_close(out, out_ref, rtol=1e-10, atol=1e-10)
-    g = torch.randn_like(out)
-    gi = torch.autograd.grad(out, (y, memory), g, retain_graph=True)
-    gi_ref = torch.autograd.grad(out_ref, (y, memory), g, retain_graph=True)
-    _assert_grads(gi, gi_ref)
-    (out * g).sum().backward()
-    (out_ref * g).sum().backward()
-    _assert_grads(
-        _mha_grads(ours.self_attn),
-        (ref.self_attn.in_proj_weight.grad, ref.self_attn.out_proj.weight.grad),
-    )
-    _assert_grads(
-        _mha_grads(ours.cross_attn),
-        (ref.multihead_attn.in_proj_weight.grad, ref.multihead_attn.out_proj.weight.grad),
-    )
-    _assert_grads(
-        [ours.ff.linear1.weight.grad, ours.norm3.weight.grad, ours.norm3.bias.grad],
-        [ref.linear1.weight.grad, ref.norm3.weight.grad, ref.norm3.bias.grad],
-    )
+    _check_vs_ref(ours, ref, out, out_ref, (y, memory), tol=1e-10)
