@@ -107,7 +107,7 @@ def main(argv=None):
     p.add_argument("--new-tokens", type=int, default=256, help="tokens to generate")
     p.add_argument("--gen-reps", type=int, default=2, help="timed generations (median)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    p.add_argument("--device", default="cpu", help="auto | cpu | cuda | mps")
+    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"), help="device")
     p.add_argument("--json", default=None, help="also write the results to this file")
     args = p.parse_args(argv)
     if args.threads:

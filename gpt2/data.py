@@ -89,7 +89,9 @@ def prepare(text: str, out_dir: Path, kind="char", vocab_size=512, tok=None, val
             tmp.replace(out_dir / f"{split}.bin")
         tok.save(str(tok_file))
         meta.update(dtype=str(ids.dtype), vocab=tok.vocab_size, tokens=len(ids))
-        meta_file.write_text(json.dumps(meta, indent=1))
+        tmp = out_dir / "data.json.tmp"  # written last and atomically: it vouches for the rest
+        tmp.write_text(json.dumps(meta, indent=1))
+        tmp.replace(meta_file)
     meta = json.loads(meta_file.read_text())
     tok = load_tokenizer(str(tok_file))
     train = np.memmap(out_dir / "train.bin", dtype=meta["dtype"], mode="r")

@@ -94,7 +94,10 @@ def main(argv=None):
         help="reuse past keys/values",
     )
     p.add_argument(
-        "--device", default="auto", help="auto | cpu | cuda | mps (auto: cuda, then mps, then cpu)"
+        "--device",
+        default="auto",
+        choices=("auto", "cpu", "cuda", "mps"),
+        help="auto: cuda, then mps, then cpu",
     )
     args = p.parse_args(argv)
     if (

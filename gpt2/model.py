@@ -94,6 +94,9 @@ class CausalSelfAttention(nn.Module):
         self.attn_dropout = nn.Dropout(config.dropout)
         self.resid_dropout = nn.Dropout(config.dropout)
         self.dropout = config.dropout
+        # visualize.py sets keep_weights: the forward then keeps its softmax weights in .weights
+        self.keep_weights = False
+        self.weights: torch.Tensor | None = None
         mask = torch.tril(torch.ones(config.block_size, config.block_size, dtype=torch.bool))
         self.register_buffer("mask", mask, persistent=False)  # (block_size, block_size)
 
@@ -109,14 +112,17 @@ class CausalSelfAttention(nn.Module):
         Tk = k.size(2)
         # the new queries sit at positions Tk-T .. Tk-1: each sees keys 0 .. its own position
         mask = self.mask[Tk - T : Tk, :Tk]  # (T, Tk)
-        if self.fused:
+        if self.fused and not self.keep_weights:
             p = self.dropout if self.training else 0.0
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         else:
             q = q * (1.0 / math.sqrt(hs))  # scale the (T, hs) queries, not the (T, Tk) scores
             att = q @ k.transpose(-2, -1)  # (B, nh, T, hs) @ (B, nh, hs, Tk) -> (B, nh, T, Tk)
             att = att.masked_fill(~mask, float("-inf"))
-            att = self.attn_dropout(torch.softmax(att, dim=-1))
+            att = torch.softmax(att, dim=-1)  # (B, nh, T, Tk), each row sums to 1
+            if self.keep_weights:
+                self.weights = att.detach()
+            att = self.attn_dropout(att)
             y = att @ v  # (B, nh, T, Tk) @ (B, nh, Tk, hs) -> (B, nh, T, hs)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side: (B, T, C)
         return self.resid_dropout(self.c_proj(y))

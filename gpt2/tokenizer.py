@@ -35,6 +35,7 @@ Hugging Face's GPT2Tokenizer on the same files.
 import heapq
 import json
 import operator
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -60,7 +61,10 @@ def _read_json(path, kind):
 
 
 def _write_json(path, obj):
-    Path(path).write_text(json.dumps(obj), encoding="utf-8")
+    """Atomic write: a temp file beside `path`, then os.replace, so a crash leaves no half file."""
+    tmp = Path(f"{path}.tmp")
+    tmp.write_text(json.dumps(obj), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 class CharTokenizer:

@@ -198,7 +198,11 @@ def _train(cfg, world, rank, device, master, log, on_end) -> dict:
 
     # --- model and tokenizer ---
     given_tok, init_model = None, None
-    if cfg.init_from and ckpt is None:
+    if cfg.init_from and ckpt is not None:  # resuming a fine-tune: GPT-2's tokenizer, as saved
+        from tokenizer import load_tokenizer
+
+        given_tok = load_tokenizer(str(out / "tokenizer.json"))
+    elif cfg.init_from:
         from convert import load_pretrained
         from tokenizer import BPETokenizer
 
@@ -365,7 +369,8 @@ def _train(cfg, world, rank, device, master, log, on_end) -> dict:
         "world_size": world, **last,
     }  # fmt: skip
     if master:
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+        (out / "metrics.json.tmp").write_text(json.dumps(metrics, indent=1))
+        os.replace(out / "metrics.json.tmp", out / "metrics.json")  # atomic, as the checkpoint
         plot_losses(history, out / "loss.png")
         log(
             f"done: val loss {metrics['value']} in {seconds:.1f} s; wrote {out}/checkpoint.pt, metrics.json, loss.png"

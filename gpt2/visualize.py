@@ -2,15 +2,15 @@
 
     python visualize.py --prompt "ROMEO: But soft, what light" --out runs/attention.png
 
-Attention weights are recomputed from each block's own modules: the input of block l is captured,
-passed through ln_1 and c_attn, and softmax(Q K^T / sqrt(hs) + causal mask) is drawn (rows: the
-query position, columns: the key position it reads from). The model code itself stays free of
-plotting hooks.
+Attention weights are the model's own: with `keep_weights` set on each CausalSelfAttention, one
+forward pass leaves softmax(Q K^T / sqrt(hs) + causal mask) in `attn.weights` (rows: the query
+position, columns: the key position it reads from). The flag is off by default, so training and
+generation keep nothing.
 """
 
 import argparse
-import math
 import sys
+from pathlib import Path
 
 import torch
 from inference import load_model
@@ -19,21 +19,15 @@ from inference import load_model
 @torch.no_grad()
 def attention_maps(model, idx: torch.Tensor) -> torch.Tensor:
     """(n_layer, n_head, T, T) attention probabilities of the first sequence of idx (1, T)."""
-    T = idx.size(1)
-    x = model.transformer.wte(idx) + model.transformer.wpe(torch.arange(T))  # (1, T, C)
-    maps = []
-    for block in model.transformer.h:
-        a = block.attn
-        C = x.size(-1)
-        hs = C // a.n_head
-        q, k, _ = a.c_attn(block.ln_1(x)).split(C, dim=2)  # (1, T, C) each
-        q = q.view(1, T, a.n_head, hs).transpose(1, 2)  # (1, nh, T, hs)
-        k = k.view(1, T, a.n_head, hs).transpose(1, 2)  # (1, nh, T, hs)
-        att = (q @ k.transpose(-2, -1)) / math.sqrt(hs)  # (1, nh, T, T)
-        att = att.masked_fill(~a.mask[:T, :T], float("-inf")).softmax(-1)
-        maps.append(att[0])
-        x = block(x)
-    return torch.stack(maps)
+    layers = [block.attn for block in model.transformer.h]
+    for a in layers:
+        a.keep_weights = True  # each layer keeps softmax(Q K^T / sqrt(hs) + M) of this forward
+    try:
+        model(idx)
+        return torch.stack([a.weights[0] for a in layers])
+    finally:
+        for a in layers:
+            a.keep_weights, a.weights = False, None
 
 
 def main(argv=None):
@@ -76,6 +70,7 @@ def main(argv=None):
                 ax.set_title(f"head {h}")
     fig.suptitle(f"attention on {''.join(labels)[:60]!r} (row: query, column: key)", fontsize=9)
     fig.tight_layout()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out)
     print(f"wrote {args.out} ({L} layers x {H} heads, {T} tokens)")
 

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import inference
@@ -68,6 +69,12 @@ def test_bad_input_is_one_clear_error(gate_run, tmp_path, capsys, setup, argv, m
     assert message in str(e.value) and str(e.value).startswith("error: ")
 
 
+def test_unknown_device_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        inference.main(["--device", "foo"])
+    assert e.value.code == 2 and "invalid choice: 'foo'" in capsys.readouterr().err
+
+
 def test_cli_without_weights_or_internet_says_what_is_needed(tmp_path):
     env = {
         **os.environ,
@@ -124,6 +131,8 @@ def test_train_init_from_a_local_huggingface_directory(tmp_path):
     start = hf.transformer.h[0].mlp.c_fc.weight.t()
     moved = (ckpt["model"]["transformer.h.0.mlp.c_fc.weight"] - start).abs().max()
     assert 0 < moved < 1e-2  # fine-tuned from the official weights, a few small steps
+    m = train(replace(cfg, steps=4, resume=True))  # GPT-2's tokenizer again, not --tokenizer's
+    assert m["tokenizer"] == "BPETokenizer" and m["vocab_size"] == 256 and m["steps"] == 4
 
 
 def test_attention_maps_are_causal_distributions(gate_run, tmp_path):
@@ -137,6 +146,7 @@ def test_attention_maps_are_causal_distributions(gate_run, tmp_path):
     assert maps.shape == (model.config.n_layer, model.config.n_head, T, T)
     torch.testing.assert_close(maps.sum(-1), torch.ones(maps.shape[:-1]))
     assert torch.all(maps.triu(diagonal=1) == 0)
-    png = tmp_path / "att.png"
+    assert not any(b.attn.keep_weights or b.attn.weights is not None for b in model.transformer.h)
+    png = tmp_path / "new_dir" / "att.png"  # a directory that does not exist yet
     visualize.main(["--out-dir", str(gate_run[0]), "--prompt", "To be", "--out", str(png)])
     assert png.stat().st_size > 1000

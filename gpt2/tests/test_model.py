@@ -92,8 +92,28 @@ def test_handwritten_attention_matches_fused_sdpa_path():
     g = torch.randn_like(y1)
     y1.backward(g)
     y2.backward(g)
-    for a, b in zip(_grads(x1, ours.c_attn.weight), _grads(x2, fused.c_attn.weight)):
+    for a, b in zip(_grads(x1, *ours.parameters()), _grads(x2, *fused.parameters())):
         torch.testing.assert_close(a, b, **TOL)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_kept_attention_weights_match_nn_multiheadattention(fused):
+    attn = _attention(fused=fused)
+    ref = nn.MultiheadAttention(32, 4, bias=True, batch_first=True).double()
+    with torch.no_grad():
+        ref.in_proj_weight.copy_(attn.c_attn.weight)
+        ref.in_proj_bias.copy_(attn.c_attn.bias)
+    x = torch.randn(2, 11, 32, dtype=torch.float64)
+    attn(x)
+    assert attn.weights is None  # off by default: the usual forward keeps nothing
+    attn.keep_weights = True
+    y = attn(x)
+    future = torch.triu(torch.ones(11, 11, dtype=torch.bool), diagonal=1)
+    _, w = ref(x, x, x, attn_mask=future, need_weights=True, average_attn_weights=False)
+    assert attn.weights.shape == (2, 4, 11, 11)  # (B, nh, T, T)
+    torch.testing.assert_close(attn.weights, w, **TOL)
+    attn.keep_weights = False
+    torch.testing.assert_close(attn(x), y, **TOL)  # keeping them does not change the output
 
 
 def test_attention_is_causal():
@@ -212,3 +232,20 @@ def test_sampling_filters():
     two = torch.tensor([[3.0, 2.9, -5.0, -5.0, -6.0]])
     draws = torch.cat([sample(two, 1.0, top_p=0.9, generator=gen) for _ in range(200)])
     assert set(draws.flatten().tolist()) == {0, 1}
+
+
+def test_show_params_groups_add_up_to_each_total(capsys):
+    import show_params
+
+    show_params.main([])
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:-2]]
+    assert [r[0] for r in rows] == list(show_params.PRESETS)
+    for r in rows:
+        wte, wpe, attn, mlp, ln, total = (int(v.replace(",", "")) for v in r[5:])
+        assert wte + wpe + attn + mlp + ln == total, r[0]
+    assert rows[3][0] == "gpt2" and rows[3][-1] == "124,439,808"
+    show_params.main(["gpt2"])  # per module: block 0 shown, blocks 1..11 as one line
+    counts = [
+        int(line.split()[-1].replace(",", "")) for line in capsys.readouterr().out.splitlines()[1:]
+    ]
+    assert sum(counts[:-1]) == counts[-1] == 124_439_808

@@ -58,8 +58,10 @@ def test_resume_is_bitwise_equal_to_an_uninterrupted_run(tmp_path):
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
     sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
-    for i in sa:
-        assert torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"])
+    assert sa.keys() == sb.keys()
+    for i in sa:  # Adam's step count and both moments
+        for key in ("step", "exp_avg", "exp_avg_sq"):
+            assert torch.equal(sa[i][key], sb[i][key]), (i, key)
     assert a["history"]["loss"] == b["history"]["loss"]  # dropout > 0: the RNG state matters too
 
 
