@@ -4,6 +4,7 @@ Each check is one test per folder, so a failure names the folder and the rule.
 """
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from monorepo import PROJECTS, existing_projects  # noqa: E402
 
 FOLDERS = existing_projects()
 REQUIRED_FILES = ["model.py", "train.py", "inference.py", "README.md", "tests"]
+NUMPY_FOLDERS = {"backprop", "lenet", "rnn"}  # CONTRIBUTING.md: --device only where it is read
 TRAIN_FLAGS = [
     "--dataset",
     "--data-dir",
@@ -23,11 +25,19 @@ TRAIN_FLAGS = [
     "--batch-size",
     "--lr",
     "--seed",
-    "--device",
     "--out-dir",
     "--resume",
     "--smoke",
 ]
+TORCH_FLAGS = ["--device", "--threads"]
+# CONTRIBUTING.md "Flags: one name per concept": the names no folder uses any more
+RETIRED_FLAGS = {
+    "--warmup": "--warmup-steps",
+    "--clip": "--grad-clip",
+    "--eval-interval": "--eval-every",
+    "--n-layers": "--n-layer",
+    "--stop-after": "(no test-only flags)",
+}
 README_SECTIONS = [
     "Quick start",
     "Map",
@@ -88,6 +98,15 @@ def test_train_help_shows_the_house_flags_and_defaults(folder):
     text = help_text(folder, "train.py")
     missing = [flag for flag in TRAIN_FLAGS if flag not in text]
     assert not missing, f"{folder}/train.py --help lacks {missing}"
+    if folder in NUMPY_FOLDERS:
+        assert "--device" not in text, f"{folder}/train.py has a --device flag it cannot read"
+    else:
+        missing = [flag for flag in TORCH_FLAGS if flag not in text]
+        assert not missing, f"{folder}/train.py --help lacks {missing}"
+    for old, new in RETIRED_FLAGS.items():
+        assert old not in re.findall(r"--[a-z0-9-]+", text), (
+            f"{folder}/train.py has {old}: the contract's name is {new}"
+        )
     assert "--epochs" in text or "--steps" in text, f"{folder}/train.py has no --epochs/--steps"
     assert "(default:" in text, f"{folder}/train.py --help does not show defaults"
 
