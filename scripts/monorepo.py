@@ -13,11 +13,14 @@ by hand (CONTRIBUTING.md lists the keys).
 """
 
 import argparse
+import importlib.util
 import json
+import os
 import re
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,11 +82,26 @@ def run_streaming(cmd, cwd):
     return proc.wait(), lines
 
 
-def run_tests(name, cwd, args):
-    """One pytest process; a non-zero exit with no failure counted counts as one failure."""
-    print(f"\n=== {name} ===", flush=True)
+def run_tests(name, cwd, args, stream=True):
+    """One pytest process; a non-zero exit with no failure counted counts as one failure.
+
+    With stream=False the output is held and printed whole when the process ends, so that
+    folders run side by side do not interleave their lines.
+    """
     t0 = time.time()
-    code, lines = run_streaming([sys.executable, "-m", "pytest", "-q", *args], cwd)
+    if stream:
+        print(f"\n=== {name} ===", flush=True)
+        code, lines = run_streaming([sys.executable, "-m", "pytest", "-q", *args], cwd)
+    else:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", *args],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        code, lines = proc.returncode, proc.stdout.splitlines()
+        print(f"\n=== {name} ===\n" + "\n".join(lines), flush=True)
     counts = parse_pytest_summary(lines)
     if code != 0 and counts["failed"] == 0:
         why = "no tests collected" if code == 5 else f"pytest exited with code {code}"
@@ -98,22 +116,37 @@ def format_counts(counts):
     return text + (f", {counts['skipped']} skipped" if counts["skipped"] else "")
 
 
-def test_all(root=ROOT):
+def default_jobs():
+    """Folders tested side by side: one per core (each test process holds one thread)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, cores or 1)
+
+
+def folder_counts(p, root, stream):
+    if not (root / p / "tests").is_dir():
+        print(f"\n=== {p} ===\n{p}: has no tests/ folder; counted as a failure")
+        return {"passed": 0, "failed": 1, "skipped": 0}
+    return run_tests(p, root / p, [], stream=stream)
+
+
+def test_all(root=ROOT, jobs=1):
+    folders = existing_projects(root)
+    if jobs > 1:
+        print(f"test-all: {len(folders)} folders, {jobs} at a time", flush=True)
+        with ThreadPoolExecutor(jobs) as pool:
+            counts = list(pool.map(lambda p: folder_counts(p, root, False), folders))
+    else:
+        counts = [folder_counts(p, root, True) for p in folders]
+    per_folder = list(zip(folders, counts))
+    # the root tests run every folder's scripts in subprocesses: pytest-xdist spreads them
+    xdist = ["-n", str(jobs)] if jobs > 1 and importlib.util.find_spec("xdist") else []
+    per_folder.append(("root", run_tests("root tests", root, ["tests", *xdist])))
     total = {"passed": 0, "failed": 0, "skipped": 0}
-    per_folder = []
-    for p in existing_projects(root):
-        if not (root / p / "tests").is_dir():
-            print(f"\n=== {p} ===\n{p}: has no tests/ folder; counted as a failure")
-            counts = {"passed": 0, "failed": 1, "skipped": 0}
-        else:
-            counts = run_tests(p, root / p, [])
-        per_folder.append((p, counts))
-    per_folder.append(("root", run_tests("root tests", root, ["tests"])))
     print("\n=== summary ===")
-    for name, counts in per_folder:
-        print(f"  {name:<18} {format_counts(counts)}")
+    for name, c in per_folder:
+        print(f"  {name:<18} {format_counts(c)}")
         for k in total:
-            total[k] += counts[k]
+            total[k] += c[k]
     print(f"test-all: {format_counts(total)}")
     return 0 if total["failed"] == 0 else 1
 
@@ -129,13 +162,17 @@ def read_metrics(folder, root=ROOT):
 
 
 def results_table(folders, markdown=False, root=ROOT):
-    """Rows of (folder, dataset, metric, value, seconds, device) from runs/metrics.json."""
-    header = ["folder", "dataset", "metric", "value", "seconds", "device"]
+    """One row per folder from runs/metrics.json; each column has one meaning (CONTRIBUTING.md).
+
+    `value` is the headline metric of the model the checkpoint holds, in `unit`;
+    `selection` says whether that model is the last step's (final) or the best-so-far.
+    """
+    header = ["folder", "dataset", "metric", "value", "unit", "selection", "seconds", "device"]
     rows = []
     for p in folders:
         m = read_metrics(p, root)
         if m is None:
-            rows.append([p, "-", "(no runs/metrics.json: run make train-" + p + ")", "", "", ""])
+            rows.append([p, "-", "(no runs/metrics.json: run make train-" + p + ")", *[""] * 5])
             continue
         value = m.get("value")
         value = f"{value:.4f}" if isinstance(value, float) else str(value)
@@ -148,6 +185,8 @@ def results_table(folders, markdown=False, root=ROOT):
                 str(m.get("dataset")),
                 str(m.get("metric")) + arrow,
                 value,
+                str(m.get("unit", "?")),
+                str(m.get("selection", "?")),
                 seconds,
                 str(m.get("device")),
             ]
@@ -186,14 +225,15 @@ def demo(folders, root=ROOT):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("test-all", help="run every folder's tests, then the root tests")
+    t = sub.add_parser("test-all", help="run every folder's tests, then the root tests")
+    t.add_argument("--jobs", type=int, default=default_jobs(), help="folders tested at once")
     d = sub.add_parser("demo", help="train + infer folders, then print the results table")
     d.add_argument("folders", nargs="*", help="default: every existing folder")
     r = sub.add_parser("results", help="print the results table from runs/metrics.json")
     r.add_argument("--markdown", action="store_true", help="a markdown table for the README")
     args = parser.parse_args(argv)
     if args.command == "test-all":
-        return test_all()
+        return test_all(jobs=max(1, args.jobs))
     if args.command == "demo":
         return demo(args.folders or existing_projects())
     print(results_table(existing_projects(), markdown=args.markdown))

@@ -41,13 +41,14 @@ def make_folder(root, name, test_body):
         (root / name / "tests" / "test_a.py").write_text(test_body)
 
 
-def test_test_all_counts_failures_and_empty_folders(tmp_path, capsys):
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_test_all_counts_failures_and_empty_folders(tmp_path, capsys, jobs):
     make_folder(tmp_path, "backprop", "def test_ok():\n    assert True\n")
     make_folder(tmp_path, "lenet", "def test_bad():\n    assert False\n")
     make_folder(tmp_path, "rnn", None)  # tests/ with no tests: pytest exits 5 -> a failure
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests" / "test_root.py").write_text("def test_root():\n    pass\n")
-    code = monorepo.test_all(root=tmp_path)
+    code = monorepo.test_all(root=tmp_path, jobs=jobs)
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last == "test-all: 2 passed, 2 failed"
     assert code == 1
@@ -69,6 +70,8 @@ def test_results_table_reads_metrics_json(tmp_path):
         "dataset": "digits",
         "metric": "test_accuracy",
         "value": 0.9876,
+        "unit": "fraction",
+        "selection": "final",
         "higher_is_better": True,
         "seconds": 41.2,
         "steps": 100,
@@ -78,7 +81,10 @@ def test_results_table_reads_metrics_json(tmp_path):
     (tmp_path / "lenet" / "runs" / "metrics.json").write_text(json.dumps(metrics))
     table = monorepo.results_table(["lenet", "rnn"], markdown=True, root=tmp_path)
     lines = table.splitlines()
-    assert lines[2] == "| lenet | digits | test_accuracy (higher is better) | 0.9876 | 41 | cpu |"
+    assert (
+        lines[2]
+        == "| lenet | digits | test_accuracy (higher is better) | 0.9876 | fraction | final | 41 | cpu |"
+    )
     assert "no runs/metrics.json" in lines[3]
 
 

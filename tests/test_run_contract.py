@@ -45,17 +45,6 @@ def run(folder, *args, timeout=300):
     )
 
 
-@pytest.fixture(scope="module", params=FOLDERS)
-def smoke_run(request, tmp_path_factory):
-    """One `train.py --smoke` and one `inference.py` per folder, shared by the checks below."""
-    folder = request.param
-    out = tmp_path_factory.mktemp(folder)
-    train = run(folder, "train.py", "--smoke", "--out-dir", str(out))
-    assert train.returncode == 0, f"{folder}: train.py --smoke failed:\n{train.stderr[-3000:]}"
-    infer = run(folder, "inference.py", "--out-dir", str(out))
-    return folder, out, train, infer
-
-
 def load_checkpoint(out):
     """The folder's main checkpoint as {key: plain value}, loaded the safe way."""
     if (out / "checkpoint.pt").exists():
@@ -69,9 +58,7 @@ def load_checkpoint(out):
     return ckpt
 
 
-def test_checkpoint_has_the_contract_keys(smoke_run):
-    folder, out, _, _ = smoke_run
-    ckpt = load_checkpoint(out)
+def check_checkpoint(folder, ckpt):
     missing = CHECKPOINT_KEYS - set(ckpt)
     assert not missing, f"{folder}: checkpoint lacks {sorted(missing)}"
     assert ckpt["model"], f"{folder}: checkpoint holds no model weights"
@@ -82,9 +69,7 @@ def test_checkpoint_has_the_contract_keys(smoke_run):
     )
 
 
-def test_history_has_one_shape(smoke_run):
-    folder, out, _, _ = smoke_run
-    history = load_checkpoint(out)["history"]
+def check_history(folder, history):
     for key in ("step", "train_loss", "eval_step", "val_loss"):
         assert key in history, f"{folder}: history lacks {key!r}"
         assert isinstance(history[key], list), f"{folder}: history[{key!r}] is not a list"
@@ -99,9 +84,7 @@ def test_history_has_one_shape(smoke_run):
             )
 
 
-def test_metrics_json_has_the_contract_keys(smoke_run):
-    folder, out, _, _ = smoke_run
-    metrics = json.loads((out / "metrics.json").read_text())
+def check_metrics(folder, metrics):
     for key, kind in METRIC_KEYS.items():
         assert key in metrics, f"{folder}: metrics.json lacks {key!r}"
         assert isinstance(metrics[key], kind), f"{folder}: metrics[{key!r}] = {metrics[key]!r}"
@@ -112,13 +95,17 @@ def test_metrics_json_has_the_contract_keys(smoke_run):
     assert np.isfinite(metrics["value"]), f"{folder}: headline value {metrics['value']}"
 
 
-def test_loss_plot_is_written(smoke_run):
-    folder, out, _, _ = smoke_run
-    assert (out / "loss.png").stat().st_size > 1000, f"{folder}: no loss.png"
-
-
-def test_inference_runs_on_the_smoke_checkpoint(smoke_run):
-    folder, _, _, infer = smoke_run
+@pytest.mark.parametrize("folder", FOLDERS)
+def test_smoke_run_writes_the_contract_artefacts(folder, tmp_path):
+    """train.py --smoke, then inference.py on what it wrote; every artefact checked."""
+    train = run(folder, "train.py", "--smoke", "--out-dir", str(tmp_path))
+    assert train.returncode == 0, f"{folder}: train.py --smoke failed:\n{train.stderr[-3000:]}"
+    ckpt = load_checkpoint(tmp_path)
+    check_checkpoint(folder, ckpt)
+    check_history(folder, ckpt["history"])
+    check_metrics(folder, json.loads((tmp_path / "metrics.json").read_text()))
+    assert (tmp_path / "loss.png").stat().st_size > 1000, f"{folder}: no loss.png"
+    infer = run(folder, "inference.py", "--out-dir", str(tmp_path))
     assert infer.returncode == 0, f"{folder}: inference.py failed:\n{infer.stderr[-3000:]}"
 
 
