@@ -1,0 +1,136 @@
+"""Training gates, exact resume per stage, and the command line's answers to bad input."""
+
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from autoencoder import Autoencoder
+from data import load_images
+from train import TrainConfig, latent_scale, smoke_models, train_autoencoder, train_diffusion
+
+FOLDER = Path(__file__).resolve().parents[1]
+DATA = load_images("digits")
+TINY = TrainConfig(smoke=True, batch_size=16, eval_every=5, ae_steps=10, steps=10, warmup_steps=3)
+
+
+def run_ae(config, out):
+    torch.manual_seed(0)
+    return train_autoencoder(config, DATA, torch.device("cpu"), out)
+
+
+def untrained_autoencoder():
+    """Stage 2 only needs some fixed encoder: an untrained one keeps these tests fast."""
+    torch.manual_seed(0)
+    ae = Autoencoder(smoke_models()[0]).eval()
+    return ae, latent_scale(ae, DATA[0], torch.device("cpu"))
+
+
+def test_autoencoder_resume_equals_an_uninterrupted_run(tmp_path):
+    (a := tmp_path / "a").mkdir(), (b := tmp_path / "b").mkdir()
+    ae_full, _ = run_ae(replace(TINY, out_dir=str(a)), a)
+    run_ae(replace(TINY, ae_steps=5, out_dir=str(b)), b)
+    torch.manual_seed(123)  # resume must restore the RNG, not rely on the seed
+    ae_resumed, ckpt = train_autoencoder(
+        replace(TINY, out_dir=str(b), resume=True), DATA, torch.device("cpu"), b
+    )
+    assert ckpt["step"] == 10
+    for (k, v), w in zip(ae_full.state_dict().items(), ae_resumed.state_dict().values()):
+        assert torch.equal(v, w), f"{k} differs after resume"
+
+
+def test_diffusion_resume_and_extension_equal_an_uninterrupted_run(tmp_path):
+    """The LR is constant after warm-up, so --steps 5 then --resume --steps 10 is exact too."""
+    (a := tmp_path / "a").mkdir(), (b := tmp_path / "b").mkdir()
+    ae, scale = untrained_autoencoder()
+    torch.manual_seed(0)
+    train_diffusion(replace(TINY, out_dir=str(a)), DATA, torch.device("cpu"), a, ae, scale)
+    torch.manual_seed(0)
+    train_diffusion(replace(TINY, steps=5, out_dir=str(b)), DATA, torch.device("cpu"), b, ae, scale)
+    torch.manual_seed(99)
+    train_diffusion(
+        replace(TINY, out_dir=str(b), resume=True), DATA, torch.device("cpu"), b, ae, scale
+    )
+    full = torch.load(a / "checkpoint.pt", weights_only=True)
+    resumed = torch.load(b / "checkpoint.pt", weights_only=True)
+    assert full["step"] == resumed["step"] == 10
+    assert full["history"] == resumed["history"]
+    for part in ("model", "ema"):
+        for k, v in full[part].items():
+            assert torch.equal(v, resumed[part][k]), f"{part}.{k} differs after resume"
+
+
+def test_a_tiny_diffusion_run_learns_to_predict_the_noise(tmp_path):
+    """Gate: after 150 steps the EMA model's validation eps-MSE is below 0.75 (untrained: >= 1)."""
+    config = replace(TINY, steps=150, eval_every=150, batch_size=32, lr=2e-3, out_dir=str(tmp_path))
+    ae, scale = untrained_autoencoder()
+    torch.manual_seed(0)
+    _, history = train_diffusion(config, DATA, torch.device("cpu"), tmp_path, ae, scale)
+    assert history["val_loss"][-1] < 0.75, history["val_loss"]
+
+
+def cli(script, *args):
+    return subprocess.run(
+        [sys.executable, script, *args], cwd=FOLDER, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture(scope="module")
+def smoke_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("smoke")
+    proc = cli("train.py", "--smoke", "--out-dir", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return out
+
+
+def test_inference_writes_a_grid_for_a_prompt(smoke_dir):
+    proc = cli(
+        "inference.py",
+        "a bold seven",
+        "--steps",
+        "3",
+        "--num-samples",
+        "3",
+        "--out-dir",
+        str(smoke_dir),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (smoke_dir / "prompt_a_bold_seven.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["a purple seven"], "unknown words ['purple']; the vocabulary is:"),
+        (["a bold thin small large seven seven seven"], "at most 7 fit"),
+        (["seven", "--guidance", "-1"], "--guidance -1.0: must be >= 0"),
+    ],
+)
+def test_bad_prompts_and_flags_are_one_line(smoke_dir, args, message):
+    proc = cli("inference.py", *args, "--out-dir", str(smoke_dir))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error:") and message in proc.stderr, (
+        proc.stderr
+    )
+
+
+def test_a_diffusion_checkpoint_without_its_autoencoder_is_one_line(smoke_dir, tmp_path):
+    shutil.copy(smoke_dir / "checkpoint.pt", tmp_path / "checkpoint.pt")
+    proc = cli("inference.py", "seven", "--out-dir", str(tmp_path))
+    assert proc.returncode == 1 and "no autoencoder.pt beside it" in proc.stderr, proc.stderr
+    proc = cli("train.py", "--stage", "diffusion", "--smoke", "--out-dir", str(tmp_path / "empty"))
+    assert (
+        proc.returncode == 1 and "autoencoder.pt" in proc.stderr and "Traceback" not in proc.stderr
+    ), proc.stderr
+
+
+def test_resume_refuses_a_changed_flag(smoke_dir, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(smoke_dir, out)
+    proc = cli("train.py", "--smoke", "--resume", "--p-uncond", "0.3", "--out-dir", str(out))
+    assert (
+        proc.returncode == 1 and "--p-uncond 0.3 differs from the checkpoint's 0.1" in proc.stderr
+    ), proc.stderr

@@ -1,0 +1,413 @@
+"""Train latent diffusion end to end: the autoencoder, then the text encoder + U-Net on latents.
+
+Rombach et al. 2022 (https://arxiv.org/abs/2112.10752): stage 1 learns a compressed
+latent space (autoencoder.py); stage 2 learns to denoise latents given the caption,
+    L = E_{z0, caption, eps, t} || eps - eps_theta(z_t, t, tau_theta(caption)) ||^2,
+with the caption replaced by "" with probability p_uncond so that one network learns both the
+conditional and the unconditional prediction that classifier-free guidance combines.
+
+    python train.py                       # digits: both stages, then the judge's figures
+    python train.py --stage diffusion     # stage 2 only, on runs/autoencoder.pt
+    python train.py --resume              # continue each stage where it stopped
+
+Writes under --out-dir: autoencoder.pt, checkpoint.pt, judge.pt (each in the run contract's
+layout), metrics.json, loss.png, autoencoder_loss.png, samples.png.
+"""
+
+import argparse
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from autoencoder import Autoencoder, AutoencoderConfig
+from data import (
+    DATASETS,
+    attribute_thresholds,
+    attribute_words,
+    captions_for,
+    load_images,
+    vocabulary,
+)
+from harness import (
+    UserError,
+    add_config_flags,
+    check,
+    check_finite,
+    config_from_args,
+    device_name,
+    given_flags,
+    load_checkpoint,
+    new_history,
+    pick_device,
+    plot_loss,
+    prepare_out_dir,
+    resume_train_config,
+    run_main,
+    save_checkpoint,
+    set_rng_state,
+    set_threads,
+    write_metrics,
+)  # fmt: skip
+from model import UNetConfig
+from pipeline import (
+    DiffusionConfig,
+    LatentDiffusion,
+    load_autoencoder,
+    load_pipeline,
+    tokenizer_state,
+)
+from sample import Schedule
+from text import TextConfig, Tokenizer
+from tqdm import tqdm
+
+
+@dataclass
+class TrainConfig:
+    stage: str = "all"
+    dataset: str = "digits"
+    data_dir: str = "data"
+    download: bool = False
+    ae_steps: int = 800
+    ae_lr: float = 1e-3
+    kl_weight: float = 1e-6
+    steps: int = 2000
+    batch_size: int = 64
+    lr: float = 5e-4
+    warmup_steps: int = 100
+    p_uncond: float = 0.1
+    ema_decay: float = 0.999
+    eval_every: int = 500
+    eval_guidance: float = 3.0
+    judge_steps: int = 600
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0
+    out_dir: str = "runs"
+    resume: bool = False
+    smoke: bool = False
+
+
+HELP = {
+    "stage": "autoencoder, diffusion (needs OUT_DIR/autoencoder.pt) or all",
+    "ae_steps": "autoencoder optimizer steps",
+    "kl_weight": "weight of the latent KL to N(0, I) (LDM's KL-reg: tiny)",
+    "steps": "diffusion (text encoder + U-Net) optimizer steps",
+    "lr": "diffusion learning rate, constant after the warm-up (so --resume can extend exactly)",
+    "p_uncond": "caption dropout: share of empty prompts, for classifier-free guidance",
+    "ema_decay": "EMA of the diffusion weights, warmed up as min(decay, (1+t)/(10+t))",
+    "eval_guidance": "guidance scale s of the headline judge accuracy",
+    "judge_steps": "training steps of the judge classifier",
+    "threads": "torch intra-op threads (0: half the cores)",
+}
+SMOKE = dict(ae_steps=20, steps=20, batch_size=16, eval_every=20, judge_steps=20)
+
+
+def smoke_models():
+    ae = AutoencoderConfig(channels=8, groups=4)
+    return ae, DiffusionConfig(
+        UNetConfig(channels=(16, 32), n_head=2, context_dim=16, groups=4),
+        TextConfig(d_model=16, n_head=2, n_layer=1),
+    )
+
+
+def lr_at(step, lr, warmup_steps):
+    return lr * min(1.0, (step + 1) / max(1, warmup_steps))
+
+
+def train_autoencoder(config, data, device, out_dir):
+    """Stage 1: reconstruction (L1 + MSE) + kl_weight * KL; ends with the latent scale factor."""
+    x_train, _, x_test, _ = data
+    path = out_dir / "autoencoder.pt"
+    model_config = smoke_models()[0] if config.smoke else AutoencoderConfig()
+    ae = Autoencoder(model_config).to(device)
+    opt = torch.optim.Adam(ae.parameters(), lr=config.ae_lr)
+    step, history = 0, new_history("val_psnr")
+    if config.resume and path.exists():
+        ckpt = load_checkpoint(path, device)
+        (
+            ae.load_state_dict(ckpt["model"]),
+            opt.load_state_dict(ckpt["optimizer"]),
+            set_rng_state(ckpt["rng"]),
+        )
+        step, history = ckpt["step"], ckpt["history"]
+    bar = tqdm(range(step, config.ae_steps), desc="autoencoder", disable=config.smoke)
+    for step in bar:
+        xb = x_train[torch.randint(len(x_train), (config.batch_size,))].to(device)
+        recon, kl = ae(xb)
+        loss = F.l1_loss(recon, xb) + F.mse_loss(recon, xb) + config.kl_weight * kl.mean()
+        check_finite(loss.item(), step, out_dir)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        history["step"].append(step + 1), history["train_loss"].append(loss.item())
+        if (step + 1) % config.eval_every == 0 or step + 1 == config.ae_steps:
+            mse, psnr = reconstruction_error(ae, x_test.to(device))
+            (
+                history["eval_step"].append(step + 1),
+                history["val_loss"].append(mse),
+                history["val_psnr"].append(psnr),
+            )
+            bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{psnr:.2f}")
+            save_stage(
+                path,
+                ae,
+                opt,
+                model_config,
+                config,
+                step + 1,
+                history,
+                scale_factor=latent_scale(ae, x_train, device),
+            )
+    if config.ae_steps == 0 or not path.exists():
+        raise UserError("--ae-steps must be > 0 for a new autoencoder")
+    plot_loss(history, out_dir / "autoencoder_loss.png", "autoencoder: L1 + MSE + KL")
+    return load_autoencoder(path, device)
+
+
+@torch.no_grad()
+def reconstruction_error(ae, x):
+    ae.eval()
+    mean, _ = ae.encode(x)
+    mse = F.mse_loss(ae.decode(mean).clamp(-1, 1), x).item()
+    ae.train()
+    return mse, 10 * math.log10(4.0 / mse)  # PSNR for a [-1, 1] range (peak-to-peak 2)
+
+
+@torch.no_grad()
+def latent_scale(ae, x, device):
+    """scale_factor = 1 / std(z) over the training latents, so the diffusion sees unit variance."""
+    ae.eval()
+    z = torch.cat([ae.encode(x[i : i + 500].to(device))[0] for i in range(0, len(x), 500)])
+    ae.train()
+    return 1.0 / z.std().item()
+
+
+def save_stage(path, model, opt, model_config, config, step, history, **extras):
+    save_checkpoint(
+        path,
+        model=model,
+        optimizer=opt,
+        model_config=model_config,
+        train_config=config,
+        step=step,
+        history=history,
+        **extras,
+    )
+
+
+def train_diffusion(config, data, device, out_dir, ae, scale):
+    """Stage 2: eps-prediction on the (scaled) latents, captions generated per batch."""
+    x_train, y_train, x_test, y_test = data
+    path = out_dir / "checkpoint.pt"
+    with torch.no_grad():
+        z_train = (
+            torch.cat(
+                [ae.encode(x_train[i : i + 500].to(device))[0] for i in range(0, len(x_train), 500)]
+            )
+            * scale
+        )
+        z_test = ae.encode(x_test.to(device))[0] * scale
+    attrs = attribute_words(x_train, y_train, attribute_thresholds(x_train, y_train))
+    tokenizer = Tokenizer(vocabulary(config.dataset))
+    model_config = smoke_models()[1] if config.smoke else DiffusionConfig()
+    model_config.text.vocab_size = len(tokenizer.vocab)
+    model_config.latent_size = z_train.shape[-1]
+    model = LatentDiffusion(model_config).to(device)
+    ema = LatentDiffusion(model_config).to(device).eval()
+    ema.load_state_dict(model.state_dict())
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
+    schedule = Schedule()
+    step, history = 0, new_history()
+    if config.resume and path.exists():
+        ckpt = load_checkpoint(path, device)
+        (
+            model.load_state_dict(ckpt["model"]),
+            ema.load_state_dict(ckpt["ema"]),
+            opt.load_state_dict(ckpt["optimizer"]),
+        )
+        set_rng_state(ckpt["rng"])
+        step, history = ckpt["step"], ckpt["history"]
+    # validation: fixed t and noise on the test latents, the test images' own captions
+    g = torch.Generator().manual_seed(1)
+    val_t = torch.randint(schedule.num_steps, (len(z_test),), generator=g).to(device)
+    val_noise = torch.randn(z_test.shape, generator=g).to(device)
+    val_attrs = attribute_words(x_test, y_test, attribute_thresholds(x_train, y_train))
+    val_text = tokenizer.encode(captions_for(y_test, val_attrs, config.dataset, g, 0.0))
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    bar = tqdm(range(step, config.steps), desc="diffusion", disable=config.smoke)
+    for step in bar:
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, config.lr, config.warmup_steps)
+        idx = torch.randint(len(z_train), (config.batch_size,))
+        ids, mask = tokenizer.encode(
+            captions_for(
+                y_train[idx],
+                [attrs[i] for i in idx.tolist()],
+                config.dataset,
+                None,
+                config.p_uncond,
+            )
+        )
+        t = torch.randint(schedule.num_steps, (config.batch_size,)).to(device)
+        noise = torch.randn(config.batch_size, *z_train.shape[1:]).to(device)
+        z_t = schedule.q_sample(z_train[idx], t, noise)
+        with autocast:
+            eps = model.unet(z_t, t, model.text(ids.to(device), mask.to(device)), mask.to(device))
+            loss = F.mse_loss(eps.float(), noise)
+        check_finite(loss.item(), step, out_dir)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        update_ema(ema, model, min(config.ema_decay, (1 + step) / (10 + step)))
+        history["step"].append(step + 1), history["train_loss"].append(loss.item())
+        if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
+            val = validation_loss(ema, schedule, z_test, val_t, val_noise, val_text, device)
+            history["eval_step"].append(step + 1), history["val_loss"].append(val)
+            bar.set_postfix(loss=f"{loss.item():.4f}", val=f"{val:.4f}")
+            save_stage(
+                path,
+                model,
+                opt,
+                model_config,
+                config,
+                step + 1,
+                history,
+                ema=ema.state_dict(),
+                tokenizer=tokenizer_state(tokenizer),
+            )
+    plot_loss(
+        history, out_dir / "loss.png", "latent diffusion: eps-prediction MSE (val: EMA model)"
+    )
+    return step + 1, history
+
+
+@torch.no_grad()
+def update_ema(ema, model, decay):
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p, 1 - decay)
+
+
+@torch.no_grad()
+def validation_loss(model, schedule, z, t, noise, text, device):
+    ids, mask = text[0].to(device), text[1].to(device)
+    eps = model.unet(schedule.q_sample(z, t, noise), t, model.text(ids, mask), mask)
+    return F.mse_loss(eps, noise).item()
+
+
+def train(config):
+    check(
+        config.stage in ("autoencoder", "diffusion", "all"),
+        f"--stage {config.stage}: choose autoencoder, diffusion or all",
+    )
+    check(
+        config.dataset in DATASETS,
+        f"unknown --dataset {config.dataset}; choose from {', '.join(DATASETS)}",
+    )
+    check(0 <= config.p_uncond < 1, f"--p-uncond {config.p_uncond} must be in [0, 1)")
+    check(config.eval_guidance >= 0, f"--eval-guidance {config.eval_guidance} must be >= 0")
+    check(0 < config.ema_decay < 1, f"--ema-decay {config.ema_decay} must be in (0, 1)")
+    check(
+        min(config.steps, config.batch_size, config.eval_every) > 0 and config.ae_steps >= 0,
+        "--steps, --batch-size and --eval-every must be > 0",
+    )
+    if config.smoke:
+        config = TrainConfig(**{**asdict(config), **SMOKE})
+    out_dir = prepare_out_dir(config.out_dir)
+    device = pick_device(config.device)
+    threads = set_threads(config.threads)
+    torch.manual_seed(config.seed)
+    print(f"device {device.type}, {threads} threads")
+    data = load_images(config.dataset, config.data_dir, config.download)
+    t0 = time.time()
+    if config.stage in ("autoencoder", "all"):
+        ae, ae_ckpt = train_autoencoder(config, data, device, out_dir)
+        print(
+            f"autoencoder: step {ae_ckpt['step']}, val PSNR {ae_ckpt['history']['val_psnr'][-1]:.2f} dB"
+        )
+    else:
+        ae, ae_ckpt = load_autoencoder(out_dir / "autoencoder.pt", device)
+    if config.stage == "autoencoder":
+        return None
+    steps, _ = train_diffusion(config, data, device, out_dir, ae, ae_ckpt["scale_factor"])
+    seconds = time.time() - t0
+    return report(config, out_dir, device, threads, seconds, steps, ae_ckpt, data)
+
+
+def report(config, out_dir, device, threads, seconds, steps, ae_ckpt, data):
+    """The judge's figures for the EMA model, metrics.json and a sample grid."""
+    from evaluate import evaluate, get_judge
+    from visualize import prompt_grid
+
+    pipe, ckpt = load_pipeline(out_dir, device)
+    pipe.autoencoder.cpu(), pipe.diffusion.cpu()
+    judge = get_judge(out_dir, data[0], data[1], config.judge_steps, config)
+    small = (
+        dict(per_class=2, attr_per_prompt=2, steps=5)
+        if config.smoke
+        else dict(per_class=20, attr_per_prompt=10, steps=50)
+    )
+    result = evaluate(
+        pipe, judge, data, config.dataset, scales=sorted({1.0, config.eval_guidance}), **small
+    )
+    at = result["by_guidance"][str(float(config.eval_guidance))]
+    metrics = dict(
+        project="stable_diffusion", dataset=config.dataset, metric="judge_accuracy", value=at["judge_accuracy"],
+        unit="fraction", higher_is_better=True, selection="final", guidance=config.eval_guidance,
+        n_params=sum(p.numel() for p in pipe.diffusion.parameters()),
+        n_params_autoencoder=sum(p.numel() for p in pipe.autoencoder.parameters()),
+        steps=steps, ae_steps=ae_ckpt["step"], seconds=seconds, device=device.type, device_name=device_name(device),
+        threads=threads, seed=config.seed, judge_accuracy_s1=result["by_guidance"]["1.0"]["judge_accuracy"],
+        judge_fid=at["judge_fid"], judge_fid_floor=result["judge_fid_floor"], bold_vs_thin=result["bold_vs_thin"],
+        large_vs_small=result["large_vs_small"], psnr=ae_ckpt["history"]["val_psnr"][-1],
+        scale_factor=ae_ckpt["scale_factor"], val_loss=ckpt["history"]["val_loss"][-1],
+    )  # fmt: skip
+    write_metrics(out_dir / "metrics.json", **metrics)
+    per_prompt = 2 if config.smoke else 8
+    prompt_grid(
+        pipe,
+        out_dir / "samples.png",
+        guidance=config.eval_guidance,
+        steps=small["steps"],
+        per_prompt=per_prompt,
+        dataset=config.dataset,
+    )
+    print(
+        f"judge accuracy {metrics['value']:.3f} at s={config.eval_guidance} ({metrics['judge_accuracy_s1']:.3f} at s=1), "
+        f"judge-FID {metrics['judge_fid']:.2f} (floor {metrics['judge_fid_floor']:.2f}), PSNR {metrics['psnr']:.2f} dB, "
+        f"{seconds:.0f} s; wrote {out_dir}/metrics.json"
+    )
+    return metrics
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    add_config_flags(p, TrainConfig, HELP)
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    config = config_from_args(TrainConfig, args)
+
+    def run():
+        c = config
+        if c.resume:
+            path = Path(c.out_dir) / (
+                "autoencoder.pt" if c.stage == "autoencoder" else "checkpoint.pt"
+            )
+            if not path.exists():
+                path = Path(c.out_dir) / "autoencoder.pt"
+            c = resume_train_config(load_checkpoint(path)["train_config"], c, given_flags(argv) | {"resume"},
+                                    may_change=("steps", "ae_steps", "stage", "device", "threads", "out_dir", "resume", "eval_every"))  # fmt: skip
+        train(c)
+
+    return run_main(run, lambda: config.out_dir)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
