@@ -45,7 +45,12 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--smoke", action="store_true", help="one repeat of a batch of 2: checks it runs"
+    )
     args = p.parse_args(argv)
+    if args.smoke:
+        args.repeats, args.batch_size = 1, 1
     if args.image_size % 4 or args.image_size < 8 or args.repeats < 1 or args.batch_size < 1:
         p.error("--image-size must be a multiple of 4 and >= 8; --repeats and --batch-size >= 1")
     torch.set_num_threads(args.threads)

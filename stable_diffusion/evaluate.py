@@ -16,7 +16,16 @@ from pathlib import Path
 import numpy as np
 import torch
 from data import class_words, ink_area, ink_mass, load_images
-from harness import UserError, load_checkpoint, run_main, save_checkpoint, write_json
+from harness import (
+    UserError,
+    device_name,
+    load_checkpoint,
+    run_main,
+    save_checkpoint,
+    set_threads,
+    write_json,
+    write_metrics,
+)
 from judge import (
     Judge,
     JudgeConfig,
@@ -90,6 +99,51 @@ def evaluate(pipe, judge, data, dataset, *, scales, per_class, steps, attr_per_p
     return out
 
 
+def report(config, out_dir, device, threads, seconds, steps, ae_ckpt, data):
+    """The judge's figures for the EMA model, metrics.json and a sample grid."""
+    from visualize import prompt_grid
+
+    pipe, ckpt = load_pipeline(out_dir, device)
+    pipe.autoencoder.cpu(), pipe.diffusion.cpu()
+    judge = get_judge(out_dir, data[0], data[1], config.judge_steps, config)
+    small = (
+        dict(per_class=2, attr_per_prompt=2, steps=5)
+        if config.smoke
+        else dict(per_class=20, attr_per_prompt=10, steps=50)
+    )
+    result = evaluate(
+        pipe, judge, data, config.dataset, scales=sorted({1.0, config.eval_guidance}), **small
+    )
+    at = result["by_guidance"][str(float(config.eval_guidance))]
+    metrics = dict(
+        project="stable_diffusion", dataset=config.dataset, metric="judge_accuracy", value=at["judge_accuracy"],
+        unit="fraction", higher_is_better=True, selection="final", guidance=config.eval_guidance,
+        n_params=sum(p.numel() for p in pipe.diffusion.parameters()),
+        n_params_autoencoder=sum(p.numel() for p in pipe.autoencoder.parameters()),
+        steps=steps, ae_steps=ae_ckpt["step"], seconds=seconds, device=device.type, device_name=device_name(device),
+        threads=threads, seed=config.seed, judge_accuracy_s1=result["by_guidance"]["1.0"]["judge_accuracy"],
+        judge_fid=at["judge_fid"], judge_fid_floor=result["judge_fid_floor"], bold_vs_thin=result["bold_vs_thin"],
+        large_vs_small=result["large_vs_small"], psnr=ae_ckpt["history"]["val_psnr"][-1],
+        scale_factor=ae_ckpt["scale_factor"], val_loss=ckpt["history"]["val_loss"][-1],
+    )  # fmt: skip
+    write_metrics(out_dir / "metrics.json", **metrics)
+    per_prompt = 2 if config.smoke else 8
+    prompt_grid(
+        pipe,
+        out_dir / "samples.png",
+        guidance=config.eval_guidance,
+        steps=small["steps"],
+        per_prompt=per_prompt,
+        dataset=config.dataset,
+    )
+    print(
+        f"judge accuracy {metrics['value']:.3f} at s={config.eval_guidance} ({metrics['judge_accuracy_s1']:.3f} at s=1), "
+        f"judge-FID {metrics['judge_fid']:.2f} (floor {metrics['judge_fid_floor']:.2f}), PSNR {metrics['psnr']:.2f} dB, "
+        f"{seconds:.0f} s; wrote {out_dir}/metrics.json"
+    )
+    return metrics
+
+
 def plot_guidance(result, path):
     import matplotlib
 
@@ -130,12 +184,14 @@ def main(argv=None):
     p.add_argument("--attr-per-prompt", type=int, default=10, help="samples per attribute prompt")
     p.add_argument("--steps", type=int, default=50, help="DDIM steps")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: half the cores)")
     p.add_argument(
         "--smoke", action="store_true", help="two guidance scales, two samples per prompt"
     )
     args = p.parse_args(argv)
 
     def run():
+        set_threads(args.threads)
         if args.smoke:
             args.guidance, args.per_class, args.attr_per_prompt, args.steps = [1, 3], 2, 2, 5
         if (

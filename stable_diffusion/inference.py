@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 import torch
-from harness import UserError, run_main
+from harness import UserError, run_main, set_threads
 from pipeline import load_pipeline
 from visualize import prompt_grid, save_grid, show
 
@@ -40,6 +40,7 @@ def build_parser():
     )
     p.add_argument("--num-samples", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: half the cores)")
     p.add_argument("--out-dir", default="runs", help="where train.py wrote its checkpoints")
     p.add_argument(
         "--no-ema", dest="ema", action="store_false", help="use the raw weights, not their EMA"
@@ -51,6 +52,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
 
     def run():
+        set_threads(args.threads)
         if args.guidance < 0:
             raise UserError(
                 f"--guidance {args.guidance}: must be >= 0 (0 = unconditional, 1 = conditional)"

@@ -37,7 +37,6 @@ from harness import (
     check,
     check_finite,
     config_from_args,
-    device_name,
     given_flags,
     load_checkpoint,
     new_history,
@@ -49,14 +48,12 @@ from harness import (
     save_checkpoint,
     set_rng_state,
     set_threads,
-    write_metrics,
 )  # fmt: skip
 from model import UNetConfig
 from pipeline import (
     DiffusionConfig,
     LatentDiffusion,
     load_autoencoder,
-    load_pipeline,
     tokenizer_state,
 )
 from sample import Schedule
@@ -127,11 +124,9 @@ def train_autoencoder(config, data, device, out_dir):
     step, history = 0, new_history("val_psnr")
     if config.resume and path.exists():
         ckpt = load_checkpoint(path, device)
-        (
-            ae.load_state_dict(ckpt["model"]),
-            opt.load_state_dict(ckpt["optimizer"]),
-            set_rng_state(ckpt["rng"]),
-        )
+        ae.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        set_rng_state(ckpt["rng"])
         step, history = ckpt["step"], ckpt["history"]
     bar = tqdm(range(step, config.ae_steps), desc="autoencoder", disable=config.smoke)
     for step in bar:
@@ -142,25 +137,13 @@ def train_autoencoder(config, data, device, out_dir):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        history["step"].append(step + 1), history["train_loss"].append(loss.item())
+        log(history, step=step + 1, train_loss=loss.item())
         if (step + 1) % config.eval_every == 0 or step + 1 == config.ae_steps:
             mse, psnr = reconstruction_error(ae, x_test.to(device))
-            (
-                history["eval_step"].append(step + 1),
-                history["val_loss"].append(mse),
-                history["val_psnr"].append(psnr),
-            )
+            log(history, eval_step=step + 1, val_loss=mse, val_psnr=psnr)
             bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{psnr:.2f}")
-            save_stage(
-                path,
-                ae,
-                opt,
-                model_config,
-                config,
-                step + 1,
-                history,
-                scale_factor=latent_scale(ae, x_train, device),
-            )
+            scale = 1.0 / encode_all(ae, x_train, device).std().item()
+            save_stage(path, ae, opt, model_config, config, step + 1, history, scale_factor=scale)
     if config.ae_steps == 0 or not path.exists():
         raise UserError("--ae-steps must be > 0 for a new autoencoder")
     plot_loss(history, out_dir / "autoencoder_loss.png", "autoencoder: L1 + MSE + KL")
@@ -177,39 +160,34 @@ def reconstruction_error(ae, x):
 
 
 @torch.no_grad()
-def latent_scale(ae, x, device):
-    """scale_factor = 1 / std(z) over the training latents, so the diffusion sees unit variance."""
+def encode_all(ae, x, device):
+    """The latent means of x, in batches. 1 / their std is the scale factor that gives the
+    diffusion model unit-variance latents."""
+    was_training = ae.training
     ae.eval()
     z = torch.cat([ae.encode(x[i : i + 500].to(device))[0] for i in range(0, len(x), 500)])
-    ae.train()
-    return 1.0 / z.std().item()
+    ae.train(was_training)
+    return z
+
+
+def log(history, **columns):
+    for name, value in columns.items():
+        history[name].append(value)
 
 
 def save_stage(path, model, opt, model_config, config, step, history, **extras):
-    save_checkpoint(
-        path,
-        model=model,
-        optimizer=opt,
-        model_config=model_config,
-        train_config=config,
-        step=step,
-        history=history,
-        **extras,
-    )
+    kw = dict(model=model, optimizer=opt, model_config=model_config, train_config=config)
+    save_checkpoint(path, **kw, step=step, history=history, **extras)
 
 
 def train_diffusion(config, data, device, out_dir, ae, scale):
     """Stage 2: eps-prediction on the (scaled) latents, captions generated per batch."""
     x_train, y_train, x_test, y_test = data
     path = out_dir / "checkpoint.pt"
-    with torch.no_grad():
-        z_train = (
-            torch.cat(
-                [ae.encode(x_train[i : i + 500].to(device))[0] for i in range(0, len(x_train), 500)]
-            )
-            * scale
-        )
-        z_test = ae.encode(x_test.to(device))[0] * scale
+    z_train, z_test = (
+        encode_all(ae, x_train, device) * scale,
+        encode_all(ae, x_test, device) * scale,
+    )
     attrs = attribute_words(x_train, y_train, attribute_thresholds(x_train, y_train))
     tokenizer = Tokenizer(vocabulary(config.dataset))
     model_config = smoke_models()[1] if config.smoke else DiffusionConfig()
@@ -223,11 +201,9 @@ def train_diffusion(config, data, device, out_dir, ae, scale):
     step, history = 0, new_history()
     if config.resume and path.exists():
         ckpt = load_checkpoint(path, device)
-        (
-            model.load_state_dict(ckpt["model"]),
-            ema.load_state_dict(ckpt["ema"]),
-            opt.load_state_dict(ckpt["optimizer"]),
-        )
+        model.load_state_dict(ckpt["model"])
+        ema.load_state_dict(ckpt["ema"])
+        opt.load_state_dict(ckpt["optimizer"])
         set_rng_state(ckpt["rng"])
         step, history = ckpt["step"], ckpt["history"]
     # validation: fixed t and noise on the test latents, the test images' own captions
@@ -242,15 +218,9 @@ def train_diffusion(config, data, device, out_dir, ae, scale):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, config.lr, config.warmup_steps)
         idx = torch.randint(len(z_train), (config.batch_size,))
-        ids, mask = tokenizer.encode(
-            captions_for(
-                y_train[idx],
-                [attrs[i] for i in idx.tolist()],
-                config.dataset,
-                None,
-                config.p_uncond,
-            )
-        )
+        batch_attrs = [attrs[i] for i in idx.tolist()]
+        captions = captions_for(y_train[idx], batch_attrs, config.dataset, None, config.p_uncond)
+        ids, mask = tokenizer.encode(captions)
         t = torch.randint(schedule.num_steps, (config.batch_size,)).to(device)
         noise = torch.randn(config.batch_size, *z_train.shape[1:]).to(device)
         z_t = schedule.q_sample(z_train[idx], t, noise)
@@ -262,25 +232,14 @@ def train_diffusion(config, data, device, out_dir, ae, scale):
         loss.backward()
         opt.step()
         update_ema(ema, model, min(config.ema_decay, (1 + step) / (10 + step)))
-        history["step"].append(step + 1), history["train_loss"].append(loss.item())
+        log(history, step=step + 1, train_loss=loss.item())
         if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
             val = validation_loss(ema, schedule, z_test, val_t, val_noise, val_text, device)
-            history["eval_step"].append(step + 1), history["val_loss"].append(val)
+            log(history, eval_step=step + 1, val_loss=val)
             bar.set_postfix(loss=f"{loss.item():.4f}", val=f"{val:.4f}")
-            save_stage(
-                path,
-                model,
-                opt,
-                model_config,
-                config,
-                step + 1,
-                history,
-                ema=ema.state_dict(),
-                tokenizer=tokenizer_state(tokenizer),
-            )
-    plot_loss(
-        history, out_dir / "loss.png", "latent diffusion: eps-prediction MSE (val: EMA model)"
-    )
+            extras = dict(ema=ema.state_dict(), tokenizer=tokenizer_state(tokenizer))
+            save_stage(path, model, opt, model_config, config, step + 1, history, **extras)
+    plot_loss(history, out_dir / "loss.png", "latent diffusion: eps-MSE (val: EMA model)")
     return step + 1, history
 
 
@@ -333,53 +292,9 @@ def train(config):
         return None
     steps, _ = train_diffusion(config, data, device, out_dir, ae, ae_ckpt["scale_factor"])
     seconds = time.time() - t0
+    from evaluate import report  # the judge's figures for the EMA model: metrics.json
+
     return report(config, out_dir, device, threads, seconds, steps, ae_ckpt, data)
-
-
-def report(config, out_dir, device, threads, seconds, steps, ae_ckpt, data):
-    """The judge's figures for the EMA model, metrics.json and a sample grid."""
-    from evaluate import evaluate, get_judge
-    from visualize import prompt_grid
-
-    pipe, ckpt = load_pipeline(out_dir, device)
-    pipe.autoencoder.cpu(), pipe.diffusion.cpu()
-    judge = get_judge(out_dir, data[0], data[1], config.judge_steps, config)
-    small = (
-        dict(per_class=2, attr_per_prompt=2, steps=5)
-        if config.smoke
-        else dict(per_class=20, attr_per_prompt=10, steps=50)
-    )
-    result = evaluate(
-        pipe, judge, data, config.dataset, scales=sorted({1.0, config.eval_guidance}), **small
-    )
-    at = result["by_guidance"][str(float(config.eval_guidance))]
-    metrics = dict(
-        project="stable_diffusion", dataset=config.dataset, metric="judge_accuracy", value=at["judge_accuracy"],
-        unit="fraction", higher_is_better=True, selection="final", guidance=config.eval_guidance,
-        n_params=sum(p.numel() for p in pipe.diffusion.parameters()),
-        n_params_autoencoder=sum(p.numel() for p in pipe.autoencoder.parameters()),
-        steps=steps, ae_steps=ae_ckpt["step"], seconds=seconds, device=device.type, device_name=device_name(device),
-        threads=threads, seed=config.seed, judge_accuracy_s1=result["by_guidance"]["1.0"]["judge_accuracy"],
-        judge_fid=at["judge_fid"], judge_fid_floor=result["judge_fid_floor"], bold_vs_thin=result["bold_vs_thin"],
-        large_vs_small=result["large_vs_small"], psnr=ae_ckpt["history"]["val_psnr"][-1],
-        scale_factor=ae_ckpt["scale_factor"], val_loss=ckpt["history"]["val_loss"][-1],
-    )  # fmt: skip
-    write_metrics(out_dir / "metrics.json", **metrics)
-    per_prompt = 2 if config.smoke else 8
-    prompt_grid(
-        pipe,
-        out_dir / "samples.png",
-        guidance=config.eval_guidance,
-        steps=small["steps"],
-        per_prompt=per_prompt,
-        dataset=config.dataset,
-    )
-    print(
-        f"judge accuracy {metrics['value']:.3f} at s={config.eval_guidance} ({metrics['judge_accuracy_s1']:.3f} at s=1), "
-        f"judge-FID {metrics['judge_fid']:.2f} (floor {metrics['judge_fid_floor']:.2f}), PSNR {metrics['psnr']:.2f} dB, "
-        f"{seconds:.0f} s; wrote {out_dir}/metrics.json"
-    )
-    return metrics
 
 
 def build_parser():

@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from data import class_words, load_images  # noqa: E402
-from harness import run_main  # noqa: E402
+from harness import run_main, set_threads  # noqa: E402
 
 
 def show(images):
@@ -152,19 +152,24 @@ def main(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: half the cores)")
     p.add_argument("--out-dir", default="runs")
     p.add_argument("--prompt", default="a bold seven")
     p.add_argument("--steps", type=int, default=50, help="DDIM steps")
+    p.add_argument("--smoke", action="store_true", help="5 DDIM steps: checks it runs")
     args = p.parse_args(argv)
+    if args.smoke:
+        args.steps = 5
 
     def run():
+        set_threads(args.threads)
         from pipeline import load_pipeline
 
         pipe, ckpt = load_pipeline(args.out_dir)
-        pipe.tokenizer.encode([args.prompt])  # an unknown word is one line, before any work
         out = Path(args.out_dir)
         data = load_images(ckpt["train_config"]["dataset"], ckpt["train_config"]["data_dir"])
         reconstructions(pipe, data[2], out / "reconstructions.png")
+        pipe.tokenizer.encode([args.prompt])  # an unknown word is one line, before any work
         guidance_grid(pipe, out / "guidance_grid.png", prompt=args.prompt, steps=args.steps)
         denoising_strip(pipe, out / "denoising.png", prompt=args.prompt, steps=args.steps)
         cross_attention(pipe, out / "cross_attention.png", prompt=args.prompt, steps=args.steps)

@@ -50,7 +50,7 @@ def test_captions_use_only_the_vocabulary_and_name_the_class():
 
 def test_digits_split_is_fixed_and_in_range():
     x_train, y_train, x_test, _ = load_images("digits")
-    assert x_train.shape[1:] == (1, 32, 32) and len(x_test) == 297
+    assert x_train.shape[1:] == (1, 16, 16) and len(x_test) == 297
     assert x_train.min() >= -1 and x_train.max() <= 1
     again = load_images("digits")[0]
     assert torch.equal(x_train, again)

@@ -1,16 +1,15 @@
 """Training gates, exact resume per stage, and the command line's answers to bad input."""
 
 import shutil
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 from autoencoder import Autoencoder
+from conftest import cli
 from data import load_images
-from train import TrainConfig, latent_scale, smoke_models, train_autoencoder, train_diffusion
+from train import TrainConfig, encode_all, smoke_models, train_autoencoder, train_diffusion
 
 FOLDER = Path(__file__).resolve().parents[1]
 DATA = load_images("digits")
@@ -26,7 +25,7 @@ def untrained_autoencoder():
     """Stage 2 only needs some fixed encoder: an untrained one keeps these tests fast."""
     torch.manual_seed(0)
     ae = Autoencoder(smoke_models()[0]).eval()
-    return ae, latent_scale(ae, DATA[0], torch.device("cpu"))
+    return ae, 1.0 / encode_all(ae, DATA[0], torch.device("cpu")).std().item()
 
 
 def test_autoencoder_resume_equals_an_uninterrupted_run(tmp_path):
@@ -70,20 +69,6 @@ def test_a_tiny_diffusion_run_learns_to_predict_the_noise(tmp_path):
     torch.manual_seed(0)
     _, history = train_diffusion(config, DATA, torch.device("cpu"), tmp_path, ae, scale)
     assert history["val_loss"][-1] < 0.75, history["val_loss"]
-
-
-def cli(script, *args):
-    return subprocess.run(
-        [sys.executable, script, *args], cwd=FOLDER, capture_output=True, text=True, timeout=300
-    )
-
-
-@pytest.fixture(scope="module")
-def smoke_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("smoke")
-    proc = cli("train.py", "--smoke", "--out-dir", str(out))
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return out
 
 
 def test_inference_writes_a_grid_for_a_prompt(smoke_dir):
