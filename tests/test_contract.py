@@ -132,3 +132,71 @@ def test_root_readme_lists_every_folder_of_the_learning_path():
     text = (ROOT / "README.md").read_text()
     missing = [p for p in PROJECTS if f"`{p}/`" not in text]
     assert not missing, f"README.md learning path lacks {missing}"
+
+
+# CONTRIBUTING.md "From scratch": the library layers that are the lesson never appear in the
+# code a learner reads (docstrings may name them as the oracle); the tests, and bench.py
+# which times ours against them, use them.
+LESSON_LAYERS = {
+    "MultiheadAttention", "Transformer", "TransformerEncoder", "TransformerDecoder",
+    "TransformerEncoderLayer", "TransformerDecoderLayer", "LSTM", "GRU", "RNN", "LSTMCell",
+    "GRUCell", "RNNCell", "LayerNorm", "GroupNorm", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d",
+    "LocalResponseNorm", "scaled_dot_product_attention",
+}  # fmt: skip
+LESSON_MODULES = ("torchvision.models", "diffusers")
+# the opt-in, tested fast paths and metadata reads: (folder, file, name) and why
+ALLOWED = {
+    ("gpt2", "model.py", "scaled_dot_product_attention"),  # --fused-attention, tested equal
+    ("alexnet", "inference.py", "torchvision.models"),  # ImageNet class names from its metadata
+}
+
+
+def library_layers_used(path):
+    """(line, name) for each attribute access to a lesson layer and each import of a lesson module."""
+    hits = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Attribute) and node.attr in LESSON_LAYERS:
+            hits.append((node.lineno, node.attr))
+        elif isinstance(node, ast.Attribute) and node.attr == "models":
+            if isinstance(node.value, ast.Name) and node.value.id == "torchvision":
+                hits.append((node.lineno, "torchvision.models"))
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
+            hits += [
+                (node.lineno, m) for m in LESSON_MODULES if any(n.startswith(m) for n in names)
+            ]
+            if node.module.startswith(
+                "torch"
+            ):  # `from torch.nn import LayerNorm`, not our own class
+                hits += [(node.lineno, a.name) for a in node.names if a.name in LESSON_LAYERS]
+        elif isinstance(node, ast.Import):
+            hits += [
+                (node.lineno, m) for a in node.names for m in LESSON_MODULES if a.name.startswith(m)
+            ]
+    return hits
+
+
+@pytest.mark.parametrize("folder", FOLDERS)
+def test_model_code_writes_the_lesson_layers_by_hand(folder):
+    offenders = []
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        rel = path.relative_to(ROOT / folder)
+        if rel.parts[0] in ("tests", "runs", "data") or rel.name == "bench.py":
+            continue
+        for line, name in library_layers_used(path):
+            if (folder, rel.name, name) not in ALLOWED:
+                offenders.append(f"{folder}/{rel}:{line}: {name}")
+    assert not offenders, "library layers in lesson code (tests may use them):\n" + "\n".join(
+        offenders
+    )
+
+
+def test_the_lesson_layer_check_sees_code_but_not_docstrings(tmp_path):
+    path = tmp_path / "m.py"
+    path.write_text(
+        '"""Held against nn.LayerNorm in the tests."""\n'
+        "import torch.nn as nn\nfrom torchvision.models import alexnet\nfrom model import LayerNorm\n"
+        "x = nn.LayerNorm(4)\ny = torch.nn.functional.scaled_dot_product_attention\n"
+    )
+    names = sorted(name for _, name in library_layers_used(path))
+    assert names == ["LayerNorm", "scaled_dot_product_attention", "torchvision.models"]
