@@ -25,7 +25,7 @@ SIZES = [784, 256, 256, 10]
 
 def ours_step_fn(x, y, optimizer, lr):
     model = MLP(SIZES, "relu", "he", rng=np.random.default_rng(0), dtype=np.float32)
-    loss_fn, opt = SoftmaxCrossEntropy(), make_optimizer(optimizer, model.params, lr)
+    loss_fn, opt = SoftmaxCrossEntropy(), make_optimizer(optimizer, model.params, lr=lr)
 
     def step():
         loss_fn.forward(model.forward(x), y)
@@ -72,9 +72,9 @@ def main(argv=None):
     p.add_argument(
         "--optimizer", default="adam", choices=("sgd", "momentum", "nesterov", "rmsprop", "adam")
     )
-    p.add_argument("--steps", type=int, default=50, help="steps per timed round")
+    p.add_argument("--per-round", type=int, default=50, help="steps per timed round")
     p.add_argument(
-        "--rounds", type=int, default=7, help="alternating rounds; the median is reported"
+        "--repeats", type=int, default=7, help="alternating timed rounds; the median is reported"
     )
     p.add_argument(
         "--threads", type=int, default=None, help="BLAS and torch threads (None: library defaults)"
@@ -93,9 +93,9 @@ def main(argv=None):
     for f in fns.values():
         time_steps(f, 10)  # warm-up: allocations, thread pools
     times = {k: [] for k in fns}
-    for _ in range(args.rounds):
+    for _ in range(args.repeats):
         for k, f in fns.items():
-            times[k].append(time_steps(f, args.steps))
+            times[k].append(time_steps(f, args.per_round))
     blas = ", ".join(f"{i['internal_api']} {i['num_threads']} threads" for i in threadpool_info())
     print(
         f"MLP {SIZES}, batch {args.batch_size}, float32, {args.optimizer}; numpy BLAS: {blas}; torch threads {torch.get_num_threads()}"

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from harness import UserError
 
 TOYS_2D = ("xor", "moons", "circles", "spirals", "swiss-roll", "gaussians")
 IMAGES = ("mnist", "fashion-mnist")
@@ -41,7 +42,7 @@ CLASS_NAMES = {
 }
 
 
-class DataError(Exception):
+class DataError(UserError):
     """A dataset that cannot be loaded; the message is one line for the user."""
 
 
@@ -220,7 +221,7 @@ def load_dataset(name, seed=0, data_dir="data", download=False, n_train=1000, n_
             f"no {name} IDX files in {where}; pass --download or a --data-dir that has them"
         )
     if train is None:
-        # e.g. the shared MNIST folder holds only t10k: split it 8000 / 2000
+        # e.g. a folder that holds only t10k: split it 8000 / 2000
         print(f"note: no training files in {where}; splitting the test set 80/20", file=sys.stderr)
         X, y = test
         perm = rng.permutation(len(X))

@@ -41,16 +41,16 @@ def walkthrough(seed=0):
     W1, b1, W2, b2 = fc1.params["W"], fc1.params["b"], fc2.params["W"], fc2.params["b"]
     print("FORWARD (all four points at once, N = 4)")
     show("x", X, "inputs, (4, 2)")
-    show("W1", W1, "Xavier init, (2, 2)")
+    show("W1", W1, "Xavier init, (out 2, in 2)")
     show("b1", b1)
     z1 = fc1.forward(X)
-    show("z1 = x W1 + b1", z1, "hidden pre-activation, (4, 2)")
+    show("z1 = x W1^T + b1", z1, "hidden pre-activation, (4, 2)")
     h = act.forward(z1)
     show("h = tanh(z1)", h, "hidden activation")
-    show("W2", W2, "(2, 1)")
+    show("W2", W2, "(out 1, in 2)")
     show("b2", b2)
     z2 = fc2.forward(h)
-    show("z2 = h W2 + b2", z2, "output logit, (4, 1)")
+    show("z2 = h W2^T + b2", z2, "output logit, (4, 1)")
     p = sigmoid(z2)
     show("p = sigmoid(z2)", p, "P(y = 1)")
     show("y", Y, "targets")
@@ -61,15 +61,15 @@ def walkthrough(seed=0):
     dz2 = loss_fn.backward()
     show("dL/dz2", dz2, "BCE after sigmoid: (p - y) / N")
     dh = fc2.backward(dz2)
-    show("dL/dW2", fc2.grads["W"], "z2 = h W2 + b2  =>  dL/dW2 = h^T dL/dz2")
+    show("dL/dW2", fc2.grads["W"], "z2 = h W2^T + b2  =>  dL/dW2 = dL/dz2^T h")
     show("dL/db2", fc2.grads["b"], "dL/db2 = sum over points of dL/dz2")
-    show("dL/dh", dh, "dL/dh = dL/dz2 W2^T")
+    show("dL/dh", dh, "dL/dh = dL/dz2 W2")
     dz1 = act.backward(dh)
     show("dL/dz1", dz1, "h = tanh(z1)  =>  dL/dz1 = dL/dh * (1 - h^2)")
     dx = fc1.backward(dz1)
-    show("dL/dW1", fc1.grads["W"], "z1 = x W1 + b1  =>  dL/dW1 = x^T dL/dz1")
+    show("dL/dW1", fc1.grads["W"], "z1 = x W1^T + b1  =>  dL/dW1 = dL/dz1^T x")
     show("dL/db1", fc1.grads["b"], "dL/db1 = sum over points of dL/dz1")
-    show("dL/dx", dx, "dL/dx = dL/dz1 W1^T (unused: x is data)")
+    show("dL/dx", dx, "dL/dx = dL/dz1 W1 (unused: x is data)")
 
     # the same derivative, measured: nudge one weight both ways
     eps, old = 1e-6, W1[0, 0]
@@ -81,11 +81,11 @@ def walkthrough(seed=0):
     print(f"\n  check: (L(W1[0,0]+e) - L(W1[0,0]-e)) / 2e = {(lp - lm) / (2 * eps):.8f}")
     print(f"         backprop's dL/dW1[0,0]             = {fc1.grads['W'][0, 0]:.8f}")
     # by hand, without the layers: the formulas printed above
-    dW1 = X.T @ ((((p - Y) / len(X)) @ W2.T) * (1 - h**2))
+    dW1 = ((((p - Y) / len(X)) @ W2) * (1 - h**2)).T @ X
     return {
         "dW1": dW1,
         "layers_dW1": fc1.grads["W"],
-        "dW2": h.T @ ((p - Y) / len(X)),
+        "dW2": ((p - Y) / len(X)).T @ h,
         "layers_dW2": fc2.grads["W"],
     }
 
@@ -94,7 +94,7 @@ def solve(seed=0, lr=0.5, max_steps=5000, every=500):
     """Full-batch gradient descent until all four points are right; -> steps or None."""
     fc1, act, fc2, loss_fn = build(seed)
     net = Sequential([fc1, act, fc2])
-    opt = SGD(net.params, lr)
+    opt = SGD(net.params, lr=lr)
     print(f"\nTRAINING: gradient descent, lr {lr}, full batch")
     for step in range(1, max_steps + 1):
         z2 = net.forward(X)

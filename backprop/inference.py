@@ -2,39 +2,39 @@
 
     python inference.py                              # runs/: random test samples + boundary
     python inference.py --point 0.5 -0.2 --point 0 0 # classify points of your own
-    python inference.py --csv points.csv             # one point per row, comma-separated
+    python inference.py --csv points.csv             # one point per row (points.csv ships)
 
-The model is rebuilt from the checkpoint's config alone (np.load with
+The model is rebuilt from the checkpoint's model_config alone (np.load with
 allow_pickle=False). For 2-D data the decision boundary is re-drawn with your
 points on it (OUT_DIR/inference_boundary.png). Tests (tests/test_train.py)
 load a freshly trained checkpoint, check predictions equal train.py's and
-check the error lines for a missing checkpoint and a wrong feature count.
+check the error lines for a missing checkpoint, a wrong feature count, an
+empty CSV and non-finite points.
 """
 
 import argparse
-import sys
 from pathlib import Path
 
+import harness
 import numpy as np
 from data import CLASS_NAMES, TOYS_2D, DataError, load_dataset
-from train import Config, Parser, build_model, draw_task_figure, load_checkpoint, predict, to_labels
+from harness import UserError
+from model import ModelConfig, build_model, predict, to_labels
+from plots import draw_task_figure
+from train import TrainConfig
 
 
 def load_model(path):
-    """-> (model in eval mode, config, meta) from OUT_DIR/checkpoint.npz."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no checkpoint at {path}; run train.py first")
-    params, _, meta = load_checkpoint(path)  # ValueError with one line when unreadable
+    """-> (model in eval mode, model config, train config, checkpoint) from checkpoint.npz."""
+    ckpt = harness.load_checkpoint(path)
     try:
-        cfg = Config(**meta["config"])
-        last = max((k for k in params if k.endswith(".W")), key=lambda k: int(k.split(".")[0]))
-        n_out = params[last].shape[1]  # the output Linear's W is (hidden, n_out)
-        model = build_model(cfg, meta["n_features"], n_out, np.random.default_rng(0))
-        model.load_params(params)
-    except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"checkpoint {path} is unreadable ({e!r}); run train.py again") from e
-    return model.eval(), cfg, meta
+        mcfg = harness.config_from_dict(ModelConfig, ckpt["model_config"])
+        tcfg = harness.config_from_dict(TrainConfig, ckpt["train_config"])
+        model = build_model(mcfg)
+    except (TypeError, ValueError) as e:
+        raise UserError(f"{path} holds a config this code cannot build ({e})") from None
+    harness.load_params(model.params, ckpt["model"], path)
+    return model.eval(), mcfg, tcfg, ckpt
 
 
 def describe(out, task, names=None):
@@ -52,27 +52,39 @@ def describe(out, task, names=None):
     return [f"class {name(c)}  p={probs[i, c]:.3f}" for i, c in enumerate(labels)]
 
 
-def read_points(args, n_features):
+def read_points(args, n_features, dataset):
+    """--point and --csv rows as one (N, D) array, or None; a bad row is one line."""
     rows = [np.asarray(p, dtype=float) for p in args.point or []]
     if args.csv:
+        path = Path(args.csv)
+        harness.check(path.is_file(), f"no such file: {path}")
+        lines = [l for l in path.read_text().splitlines() if l.strip()]
         try:
-            table = np.loadtxt(args.csv, delimiter=",", ndmin=2)
+            float(lines[0].split(",")[0]) if lines else None
         except ValueError:  # a header line
-            table = np.loadtxt(args.csv, delimiter=",", ndmin=2, skiprows=1)
-        rows += list(table)
+            lines = lines[1:]
+        harness.check(lines, f"{path} holds no points (one point per row, comma-separated)")
+        try:
+            rows += [np.array([float(v) for v in l.split(",")]) for l in lines]
+        except ValueError as e:
+            raise UserError(f"{path}: not a number ({e})") from None
     for r in rows:
-        if r.shape != (n_features,):
-            raise ValueError(f"expected {n_features} features per point, got {r.size}")
+        harness.check(
+            r.shape == (n_features,),
+            f"expected {n_features} features per point (this checkpoint was trained on {dataset}), got {r.size}",
+        )
+        harness.check(np.isfinite(r).all(), f"point {r.tolist()} is not finite: give numbers")
     return np.stack(rows) if rows else None
 
 
 def run(args):
+    harness.check(args.num_samples > 0, f"--num-samples must be positive, got {args.num_samples}")
     out_dir = Path(args.out_dir)
-    model, cfg, meta = load_model(args.checkpoint or out_dir / "checkpoint.npz")
-    task, dtype = meta["task"], np.dtype(cfg.dtype)
+    model, mcfg, cfg, ckpt = load_model(args.checkpoint or out_dir / harness.CHECKPOINT)
+    task, dtype = mcfg.task, np.dtype(mcfg.dtype)
     names = CLASS_NAMES.get(cfg.dataset)
-    print(f"loaded {cfg.dataset} MLP {model.sizes} ({meta['epoch']} epochs)")
-    points = read_points(args, meta["n_features"])
+    print(f"loaded {cfg.dataset} MLP {model.sizes} ({ckpt['step']} updates)")
+    points = read_points(args, mcfg.sizes[0], cfg.dataset)
     data_dir = args.data_dir or cfg.data_dir
     try:
         data = load_dataset(cfg.dataset, cfg.seed, data_dir, False, cfg.n_train, cfg.n_train // 2)
@@ -80,75 +92,55 @@ def run(args):
         data = None
         print(f"(test set unavailable: {e})")
     if points is not None:
-        out = predict(model, points.astype(dtype), task)
+        out = predict(model, points.astype(dtype))
         for p, line in zip(points, describe(out, task, names)):
             print(f"{np.array2string(p, precision=3, separator=', ')} -> {line}")
     elif data is not None:
         rng = np.random.default_rng(args.seed)
-        idx = rng.choice(len(data.X_test), size=min(args.n, len(data.X_test)), replace=False)
-        out = predict(model, data.X_test[idx].astype(dtype), task)
+        k = min(args.num_samples, len(data.X_test))
+        idx = rng.choice(len(data.X_test), size=k, replace=False)
+        out = predict(model, data.X_test[idx].astype(dtype))
         for i, line in zip(idx, describe(out, task, names)):
             truth = data.y_test[i]
             shown = f"{truth[0]:+.4f}" if task == "regression" else str(truth)
             x = data.X_test[i]
             where = np.array2string(x, precision=3, separator=", ") if x.size <= 4 else f"#{i}"
             print(f"test {where} -> {line}   (true {shown})")
-        out = predict(model, data.X_test.astype(dtype), task)
+        out = predict(model, data.X_test.astype(dtype))
         if task == "regression":
             print(f"test MSE {np.mean((out - data.y_test) ** 2):.4f} on {len(out)} points")
         else:
             acc = np.mean(to_labels(out, task) == data.y_test)
             print(f"test accuracy {acc:.4f} on {len(out)} points")
     if data is not None and (cfg.dataset in TOYS_2D or points is None):
-        out_dir.mkdir(parents=True, exist_ok=True)
+        harness.prepare_out_dir(out_dir, clear_figures=False)
         name = (
             "inference_boundary.png" if cfg.dataset in TOYS_2D else f"inference_{cfg.dataset}.png"
         )
-        draw_task_figure(model, data, cfg, out_dir, points, name)
+        draw_task_figure(model, data, mcfg, out_dir, points, name)
         print(f"wrote {out_dir / name}")
 
 
-def main(argv=None):
-    p = Parser(
+def build_parser():
+    p = argparse.ArgumentParser(
         description="Predict with a NumPy MLP trained by train.py.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument(
-        "--out-dir", default="runs", help="where train.py wrote checkpoint.npz; figures go here too"
-    )
-    p.add_argument(
-        "--checkpoint",
-        default=None,
-        help="explicit checkpoint path (default: OUT_DIR/checkpoint.npz)",
-    )
-    p.add_argument(
-        "--point",
-        type=float,
-        nargs="+",
-        action="append",
-        metavar="X",
-        help="one point's features; repeat the flag for more points",
-    )
+    p.add_argument("--out-dir", default="runs", help="where train.py wrote checkpoint.npz; figures go here too")  # fmt: skip
+    p.add_argument("--checkpoint", default=None, help="checkpoint path (default: OUT_DIR/checkpoint.npz)")  # fmt: skip
+    p.add_argument("--point", type=float, nargs="+", action="append", metavar="X",
+                   help="one point's features; repeat the flag for more points")  # fmt: skip
     p.add_argument("--csv", default=None, help="file of points, one per row, comma-separated")
-    p.add_argument(
-        "--n", type=int, default=8, help="random test samples shown when no points are given"
-    )
-    p.add_argument(
-        "--data-dir", default=None, help="override the checkpoint's --data-dir (real datasets)"
-    )
+    p.add_argument("--num-samples", type=int, default=8, help="random test samples shown when no points are given")  # fmt: skip
+    p.add_argument("--data-dir", default=None, help="override the checkpoint's --data-dir (real datasets)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="picks the random test samples")
-    p.add_argument(
-        "--device",
-        default="auto",
-        choices=("auto", "cpu"),
-        help="NumPy runs on the CPU; auto = cpu",
-    )
-    args = p.parse_args(argv)
-    try:
-        run(args)
-    except (FileNotFoundError, ValueError, OSError) as e:
-        sys.exit(f"error: {e}")
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    return harness.run_main(lambda: run(args), lambda: args.out_dir)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

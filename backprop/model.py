@@ -20,6 +20,8 @@ F.leaky_relu, torch.sigmoid, torch.tanh, nn.MSELoss, nn.BCEWithLogitsLoss,
 nn.CrossEntropyLoss) with the same weights.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 
 # ---------------------------------------------------------------- initialisation
@@ -28,7 +30,7 @@ INITS = ("normal", "xavier", "he")
 
 
 def init_weight(fan_in, fan_out, scheme, rng, dtype=np.float64, scale=0.01):
-    """A (fan_in, fan_out) weight matrix drawn from N(0, std^2).
+    """A (fan_out, fan_in) weight matrix (torch.nn.Linear's layout) drawn from N(0, std^2).
 
     normal: std = scale (0.01), the "small random numbers" of early nets;
             deep nets shrink the signal by about std*sqrt(fan_in) per layer.
@@ -45,7 +47,7 @@ def init_weight(fan_in, fan_out, scheme, rng, dtype=np.float64, scale=0.01):
         std = np.sqrt(2.0 / fan_in)
     else:
         raise ValueError(f"unknown init {scheme!r}; choose from {', '.join(INITS)}")
-    return (rng.standard_normal((fan_in, fan_out)) * std).astype(dtype)
+    return (rng.standard_normal((fan_out, fan_in)) * std).astype(dtype)
 
 
 # ---------------------------------------------------------------- layers
@@ -62,9 +64,9 @@ class Layer:
 
 
 class Linear(Layer):
-    """y = x W + b, with W of shape (in_features, out_features).
+    """y = x W^T + b, with W of shape (out_features, in_features), as torch.nn.Linear.weight.
 
-    (torch's nn.Linear stores W^T, shape (out, in); the tests copy it across.)
+    Row j of W holds the incoming weights of output unit j.
     """
 
     def __init__(self, in_features, out_features, init="he", rng=None, dtype=np.float64):
@@ -74,20 +76,21 @@ class Linear(Layer):
         self.params["b"] = np.zeros(out_features, dtype=dtype)
 
     def forward(self, x):
-        # y = x W + b: (N, in) @ (in, out) + (out,) -> (N, out)
+        # y = x W^T + b: (N, in) @ (in, out) + (out,) -> (N, out)
         self.x = x
-        return x @ self.params["W"] + self.params["b"]
+        return x @ self.params["W"].T + self.params["b"]
 
     def backward(self, dout):
-        # dL/dW = x^T dout: (in, N) @ (N, out) -> (in, out)
-        self.grads["W"] = self.x.T @ dout
+        # dL/dW = dout^T x: (out, N) @ (N, in) -> (out, in)
+        self.grads["W"] = dout.T @ self.x
         # dL/db = sum over the batch of dout, because b is added to every row
         self.grads["b"] = dout.sum(axis=0)
-        # dL/dx = dout W^T: (N, out) @ (out, in) -> (N, in)
-        return dout @ self.params["W"].T
+        # dL/dx = dout W: (N, out) @ (out, in) -> (N, in)
+        return dout @ self.params["W"]
 
     def __repr__(self):
-        return f"Linear({self.params['W'].shape[0]}, {self.params['W'].shape[1]})"
+        out_features, in_features = self.params["W"].shape
+        return f"Linear({in_features}, {out_features})"
 
 
 class ReLU(Layer):
@@ -218,16 +221,6 @@ class Sequential(Layer):
             dout = l.backward(dout)
         return dout
 
-    def load_params(self, arrays):
-        """Copy arrays into the parameters in place (optimizer references stay valid)."""
-        params = self.params
-        if set(arrays) != set(params):
-            raise ValueError(f"parameter keys differ: {sorted(arrays)} vs {sorted(params)}")
-        for k, p in params.items():
-            if arrays[k].shape != p.shape:
-                raise ValueError(f"{k}: shape {arrays[k].shape} != {p.shape}")
-            p[...] = arrays[k]
-
     def __repr__(self):
         return "Sequential(" + ", ".join(map(repr, self.layers)) + ")"
 
@@ -256,6 +249,23 @@ class MLP(Sequential):
                     layers.append(Dropout(dropout, rng))
         super().__init__(layers)
         self.sizes = list(sizes)
+
+
+@dataclass
+class ModelConfig:
+    """Everything inference.py needs to rebuild the network (stored in the checkpoint)."""
+
+    sizes: tuple = (2, 64, 64, 3)  # input features, hidden widths..., outputs
+    activation: str = "relu"
+    init: str = "he"
+    dropout: float = 0.0
+    dtype: str = "float32"
+    task: str = "multiclass"  # how the outputs are read: multiclass, binary or regression
+
+
+def build_model(cfg, rng=None):
+    """The MLP a ModelConfig describes; rng draws its initial weights (and dropout masks)."""
+    return MLP(cfg.sizes, cfg.activation, cfg.init, cfg.dropout, rng, np.dtype(cfg.dtype))
 
 
 # ---------------------------------------------------------------- losses
@@ -314,3 +324,17 @@ class SoftmaxCrossEntropy:
 
 
 LOSSES = {"mse": MSE, "bce": BCEWithLogits, "softmax_ce": SoftmaxCrossEntropy}
+
+
+def predict(model, X, batch=4096):
+    """Eval-mode outputs in batches (logits, or values for regression); the mode is restored."""
+    was_training = model.training
+    model.eval()
+    out = np.concatenate([model.forward(X[i : i + batch]) for i in range(0, len(X), batch)])
+    model.train(was_training)
+    return out
+
+
+def to_labels(out, task):
+    """Class labels from the outputs: the sign of one logit (binary) or the arg-max."""
+    return (out[:, 0] > 0).astype(np.int64) if task == "binary" else out.argmax(1)

@@ -1,8 +1,9 @@
 """Optimizers and learning-rate schedules, written with NumPy and matching torch.optim.
 
-Each optimizer holds the model's ``params`` dict (arrays it updates in place)
-and ``step(grads)`` applies one update from a dict of gradients with the same
-keys. L2 weight decay adds wd * theta to the gradient first, exactly as
+The same API as lenet/ and rnn/: an optimizer is built on the model's
+``params`` dict (arrays it updates in place), ``optimizer = Adam(model.params,
+lr=...)``, and ``optimizer.step(model.grads)`` applies one update from a dict
+of gradients with the same keys. L2 weight decay adds wd * theta to the gradient first, exactly as
 torch.optim.SGD/RMSprop/Adam do with ``weight_decay`` (coupled L2, not AdamW).
 
 - SGD with momentum and Nesterov momentum: Sutskever et al. 2013,
@@ -29,7 +30,7 @@ SCHEDULES = ("constant", "step", "cosine")
 class Optimizer:
     slots = ()  # names of the per-parameter state arrays
 
-    def __init__(self, params, lr, weight_decay=0.0):
+    def __init__(self, params, *, lr, weight_decay=0.0):
         self.params, self.lr, self.weight_decay = params, lr, weight_decay
         self.t = 0  # number of steps taken
         self.state = {s: {k: np.zeros_like(p) for k, p in params.items()} for s in self.slots}
@@ -61,9 +62,11 @@ class SGD(Optimizer):
     v <- mu v + g;  theta <- theta - lr * (g + mu v)            (Nesterov, torch's form)
     """
 
-    def __init__(self, params, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+    def __init__(self, params, *, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+        if nesterov and momentum <= 0:  # torch.optim.SGD refuses it too
+            raise ValueError("Nesterov momentum requires a momentum > 0")
         self.slots = ("velocity",) if momentum else ()
-        super().__init__(params, lr, weight_decay)
+        super().__init__(params, lr=lr, weight_decay=weight_decay)
         self.momentum, self.nesterov = momentum, nesterov
 
     def update(self, k, p, g):
@@ -83,8 +86,8 @@ class RMSProp(Optimizer):
 
     slots = ("square_avg",)
 
-    def __init__(self, params, lr, alpha=0.99, eps=1e-8, weight_decay=0.0):
-        super().__init__(params, lr, weight_decay)
+    def __init__(self, params, *, lr, alpha=0.99, eps=1e-8, weight_decay=0.0):
+        super().__init__(params, lr=lr, weight_decay=weight_decay)
         self.alpha, self.eps = alpha, eps
 
     def update(self, k, p, g):
@@ -105,8 +108,8 @@ class Adam(Optimizer):
 
     slots = ("m", "v")
 
-    def __init__(self, params, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        super().__init__(params, lr, weight_decay)
+    def __init__(self, params, *, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, lr=lr, weight_decay=weight_decay)
         self.b1, self.b2, self.eps = betas[0], betas[1], eps
 
     def update(self, k, p, g):
@@ -121,31 +124,39 @@ class Adam(Optimizer):
         p -= step_size * (m / denom)
 
 
-def make_optimizer(name, params, lr, weight_decay=0.0, momentum=0.9):
+def make_optimizer(name, params, *, lr, weight_decay=0.0, momentum=0.9):
     if name == "sgd":
-        return SGD(params, lr, weight_decay=weight_decay)
+        return SGD(params, lr=lr, weight_decay=weight_decay)
     if name == "momentum":
-        return SGD(params, lr, momentum=momentum, weight_decay=weight_decay)
+        return SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     if name == "nesterov":
-        return SGD(params, lr, momentum=momentum, nesterov=True, weight_decay=weight_decay)
+        return SGD(params, lr=lr, momentum=momentum, nesterov=True, weight_decay=weight_decay)
     if name == "rmsprop":
-        return RMSProp(params, lr, weight_decay=weight_decay)
+        return RMSProp(params, lr=lr, weight_decay=weight_decay)
     if name == "adam":
-        return Adam(params, lr, weight_decay=weight_decay)
+        return Adam(params, lr=lr, weight_decay=weight_decay)
     raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
 
 
-def lr_at(step, base_lr, schedule="constant", total_steps=1, step_size=1000, gamma=0.1, min_lr=0.0):
-    """Learning rate for the update number ``step`` (0-based).
+def lr_at(
+    step, *, lr, warmup_steps=0, schedule_steps=1, schedule="constant", step_size=1000, gamma=0.1,
+    min_lr=0.0,
+):  # fmt: skip
+    """Learning rate for the update number ``step`` (0-based); the same signature in lenet/, rnn/.
 
-    step:   lr * gamma^floor(step / step_size)
-    cosine: min_lr + (lr - min_lr) * (1 + cos(pi * step / total_steps)) / 2
+    warm-up: lr * (step + 1) / warmup_steps for the first warmup_steps updates, then
+    step:    lr * gamma^floor(t / step_size)
+    cosine:  min_lr + (lr - min_lr) * (1 + cos(pi * t / T)) / 2, T = schedule_steps - warmup_steps
+    with t the updates since the warm-up, held at T past the horizon (the end value stays).
     """
-    if schedule == "constant":
-        return base_lr
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
+    if step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    t = step - warmup_steps
     if schedule == "step":
-        return base_lr * gamma ** (step // step_size)
+        return lr * gamma ** (min(t, schedule_steps) // step_size)
     if schedule == "cosine":
-        t = min(step, total_steps) / max(total_steps, 1)
-        return min_lr + (base_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * t))
-    raise ValueError(f"unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
+        T = max(schedule_steps - warmup_steps, 1)
+        return min_lr + (lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * min(t, T) / T))
+    return lr

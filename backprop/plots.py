@@ -1,6 +1,7 @@
-"""Pictures shared by train.py and inference.py: training curves, the decision
-boundary of a 2-D classifier, the fit of a 1-D regression, a grid of image
-predictions. matplotlib with the file-only Agg backend; no model code here.
+"""Pictures shared by train.py and inference.py: the decision boundary of a 2-D
+classifier, the fit of a 1-D regression, a grid of image predictions, and
+draw_task_figure that picks one. matplotlib with the file-only Agg backend.
+(loss.png is harness.plot_loss.)
 """
 
 import matplotlib
@@ -8,24 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-
-
-def curves(history, path, metric_name):
-    """Loss (left) and the headline metric (right) per epoch, train vs test."""
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
-    e = history["epoch"]
-    a.plot(e, history["train_loss"], label="train (running mean)")
-    a.plot(e, history["test_loss"], label="test")
-    a.set(xlabel="epoch", ylabel="loss", yscale="log", title="loss")
-    b.plot(e, history["train_metric"], label="train")
-    b.plot(e, history["test_metric"], label="test")
-    b.set(xlabel="epoch", ylabel=metric_name, title=metric_name)
-    for ax in (a, b):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+from data import CLASS_NAMES, TOYS_2D  # noqa: E402
+from model import predict, to_labels  # noqa: E402
 
 
 def decision_boundary(predict, X, y, path, title, points=None, ax=None):
@@ -84,3 +69,25 @@ def image_grid(X, y_true, y_pred, path, names=None, n=16):
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def draw_task_figure(model, data, mcfg, out_dir, points=None, name=None):
+    """The picture that explains the task: boundary, regression fit or image predictions."""
+    dtype = np.dtype(mcfg.dtype)
+    if data.name in TOYS_2D:
+        decision_boundary(
+            lambda G: to_labels(predict(model, G.astype(dtype)), data.task),
+            data.X_test,
+            data.y_test,
+            out_dir / (name or "decision_boundary.png"),
+            f"{data.name}: MLP {list(mcfg.sizes)} {mcfg.activation}",
+            points,
+        )
+    elif data.task == "regression":
+        f = lambda G: predict(model, G.astype(dtype))
+        regression_fit(f, data.X_test, data.y_test, out_dir / (name or "fit.png"), data.name)
+    else:
+        X = data.X_test[:16].astype(dtype)
+        pred = to_labels(predict(model, X), data.task)
+        names = CLASS_NAMES.get(data.name)
+        image_grid(X, data.y_test[:16], pred, out_dir / (name or "predictions.png"), names)

@@ -37,7 +37,7 @@ from model import MLP, Linear, SoftmaxCrossEntropy  # noqa: E402
 from optim import make_optimizer  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 from tqdm import tqdm  # noqa: E402
-from train import Config, predict, to_labels, train  # noqa: E402
+from train import TrainConfig, predict, to_labels, train  # noqa: E402
 
 
 def train_curve(model, opt, X, y, epochs, batch, rng):
@@ -55,6 +55,15 @@ def train_curve(model, opt, X, y, epochs, batch, rng):
     return curve
 
 
+STYLES = {
+    "sgd": dict(ls="-", marker="o"),
+    "momentum": dict(ls="-", marker="s", lw=3, alpha=0.6),
+    "nesterov": dict(ls="--", marker="x"),
+    "rmsprop": dict(ls="-.", marker="^"),
+    "adam": dict(ls=":", marker="v"),
+}
+
+
 def optimizers(path, epochs=60, n=600):
     """(a) Each optimizer at a learning rate that suits it, everything else shared."""
     d = load_dataset("spirals", seed=0, n_train=n, n_test=1)
@@ -64,14 +73,15 @@ def optimizers(path, epochs=60, n=600):
         model = MLP([2, 64, 64, 3], "relu", "he", rng=np.random.default_rng(0))
         curve = train_curve(
             model,
-            make_optimizer(name, model.params, lr),
+            make_optimizer(name, model.params, lr=lr),
             d.X_train,
             d.y_train,
             epochs,
             32,
             np.random.default_rng(1),
         )
-        ax.plot(curve, label=f"{name} (lr {lr})")
+        # momentum and Nesterov nearly coincide: distinct styles and markers keep both visible
+        ax.plot(curve, label=f"{name} (lr {lr})", **STYLES[name], markevery=6, ms=5)
     ax.set(
         yscale="log",
         xlabel="epoch",
@@ -132,7 +142,7 @@ def gradient_flow(path, depth=10, steps=400, every=10):
     for ax, (act, init) in zip(axes, (("sigmoid", "xavier"), ("relu", "he"))):
         rng = np.random.default_rng(0)
         model = MLP([2] + [32] * depth + [3], act, init, rng=rng)
-        opt, loss = make_optimizer("sgd", model.params, 0.1), SoftmaxCrossEntropy()
+        opt, loss = make_optimizer("sgd", model.params, lr=0.1), SoftmaxCrossEntropy()
         linears = [l for l in model.layers if isinstance(l, Linear)]
         record, losses = [], []
         for step in tqdm(range(steps), desc=f"(c) {act}"):
@@ -166,7 +176,7 @@ def gradient_flow(path, depth=10, steps=400, every=10):
 
 
 def filter_normalized_direction(params, rng):
-    """A random direction with each filter (column of W: one unit's incoming
+    """A random direction with each filter (row of W: one unit's incoming
     weights) rescaled to that filter's norm in the trained weights; biases get
     no perturbation (Li et al. 2018, section 4)."""
     out = {}
@@ -175,9 +185,9 @@ def filter_normalized_direction(params, rng):
             out[k] = np.zeros_like(p)
             continue
         d = rng.standard_normal(p.shape)
-        # column j of W (in, out) holds unit j's incoming weights
-        d *= np.linalg.norm(p, axis=0, keepdims=True) / (
-            np.linalg.norm(d, axis=0, keepdims=True) + 1e-12
+        # row j of W (out, in) holds unit j's incoming weights
+        d *= np.linalg.norm(p, axis=1, keepdims=True) / (
+            np.linalg.norm(d, axis=1, keepdims=True) + 1e-12
         )
         out[k] = d
     return out
@@ -189,7 +199,7 @@ def loss_landscape(path, n_grid=41, span=1.0, epochs=100):
     rng = np.random.default_rng(0)
     model = MLP([2, 64, 64, 3], "relu", "he", rng=rng)
     train_curve(
-        model, make_optimizer("adam", model.params, 0.01), d.X_train, d.y_train, epochs, 64, rng
+        model, make_optimizer("adam", model.params, lr=0.01), d.X_train, d.y_train, epochs, 64, rng
     )
     theta = {k: v.copy() for k, v in model.params.items()}
     d1, d2 = filter_normalized_direction(theta, rng), filter_normalized_direction(theta, rng)
@@ -198,9 +208,11 @@ def loss_landscape(path, n_grid=41, span=1.0, epochs=100):
     loss = SoftmaxCrossEntropy()
     for i in tqdm(range(n_grid), desc="(d) landscape"):
         for j in range(n_grid):
-            model.load_params({k: theta[k] + a[j] * d1[k] + a[i] * d2[k] for k in theta})
+            for k, p in model.params.items():
+                p[...] = theta[k] + a[j] * d1[k] + a[i] * d2[k]
             Z[i, j] = loss.forward(model.forward(d.X_train), d.y_train)
-    model.load_params(theta)
+    for k, p in model.params.items():
+        p[...] = theta[k]
     fig, ax = plt.subplots(figsize=(5.2, 4.4))
     cs = ax.contourf(a, a, np.log10(Z), levels=30, cmap="viridis")
     ax.contour(a, a, np.log10(Z), levels=15, colors="w", linewidths=0.4)
@@ -227,11 +239,12 @@ def boundaries(path, datasets=TOYS_2D, epochs=None):
         for ax, name in zip(axes.ravel(), tqdm(datasets, desc="(e) boundaries")):
             quiet = io.StringIO()
             with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
-                metrics = train(Config(dataset=name, out_dir=tmp, epochs=epochs, figures=False))
-            model, cfg, meta = load_model(Path(tmp) / "checkpoint.npz")
+                cfg = TrainConfig(dataset=name, out_dir=tmp, epochs=epochs or 0, figures=False)
+                metrics = train(cfg)
+            model, mcfg, cfg, _ = load_model(Path(tmp) / "checkpoint.npz")
             data = load_dataset(name, cfg.seed, n_train=cfg.n_train, n_test=cfg.n_train // 2)
-            task, dtype = meta["task"], np.dtype(cfg.dtype)
-            labels = lambda G, m=model, t=task, d=dtype: to_labels(predict(m, G.astype(d), t), t)
+            task, dtype = mcfg.task, np.dtype(mcfg.dtype)
+            labels = lambda G, m=model, t=task, d=dtype: to_labels(predict(m, G.astype(d)), t)
             title = f"{name}: test accuracy {metrics['value']:.3f}"
             plots.decision_boundary(labels, data.X_test, data.y_test, None, title, ax=ax)
     for ax in axes.ravel()[len(datasets) :]:

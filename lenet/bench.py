@@ -29,7 +29,7 @@ def torch_twin(model):
         nn.Conv2d(16, 120, 5), nn.ReLU(), nn.Flatten(),
         nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10),
     )  # fmt: skip
-    params = model.params()
+    params = model.params
     for name, m in zip(
         ["C1", "C3", "C5", "F6", "output"], [net[0], net[3], net[6], net[9], net[11]]
     ):
@@ -44,7 +44,7 @@ def step_timers(batch, seed=0):
     y = rng.integers(0, 10, batch)
     model = LeNet5("modern", seed=seed)
     net = torch_twin(model)
-    opt = SGD(model.params(), lr=0.01, momentum=0.9)
+    opt = SGD(model.params, lr=0.01, momentum=0.9)
     topt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     xt, yt = torch.tensor(x), torch.tensor(y)
     # same weights, same batch: the first losses agree (to float32 rounding)
@@ -54,7 +54,7 @@ def step_timers(batch, seed=0):
     def numpy_step():
         loss, dlogits = softmax_cross_entropy(model.forward(x), y)
         model.backward(dlogits, need_dx=False)
-        opt.step(model.params(), model.grads())
+        opt.step(model.grads)
 
     def torch_step():
         topt.zero_grad(set_to_none=True)
@@ -93,19 +93,21 @@ def main(argv=None):
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--batch-size", type=int, default=64, help="images per training step")
-    p.add_argument("--reps", type=int, default=50, help="timed steps per implementation")
+    p.add_argument("--repeats", type=int, default=50, help="timed steps per implementation")
     p.add_argument("--seed", type=int, default=0, help="weights and data")
     args = p.parse_args(argv)
     B = args.batch_size
     default_threads = torch.get_num_threads()
-    print(f"one training step, batch {B} x 1x32x32, float32, median of {args.reps} (interleaved)")
+    print(
+        f"one training step, batch {B} x 1x32x32, float32, median of {args.repeats} (interleaved)"
+    )
     print(
         f"{'threads':>8} | {'numpy ms':>9} | {'torch ms':>9} | {'ratio':>6} | {'numpy img/s':>11} | {'torch img/s':>11}"
     )
     for threads in sorted({1, default_threads}):
         torch.set_num_threads(threads)
         with threadpool_limits(threads, user_api="blas"):
-            a, b = interleaved(*step_timers(B, args.seed), reps=args.reps)
+            a, b = interleaved(*step_timers(B, args.seed), reps=args.repeats)
         print(
             f"{threads:>8} | {a * 1e3:9.2f} | {b * 1e3:9.2f} | {a / b:5.2f}x | {B / a:11,.0f} | {B / b:11,.0f}"
         )

@@ -18,6 +18,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
+from harness import UserError
 
 DATASETS = ("digits", "mnist", "fashion-mnist")
 FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
@@ -30,7 +31,7 @@ MNIST_VAL = 5000  # images of the official train split held out for validation
 IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-class DataError(Exception):
+class DataError(UserError):
     """A data problem the user can fix; train.py prints it as one line."""
 
 
@@ -98,7 +99,7 @@ def load_idx_split(data_dir, dataset, split):
         raise DataError(
             f"{dataset} {split} files not found: expected {where}/{split}-images-idx3-ubyte(.gz) "
             f"and {split}-labels-idx1-ubyte(.gz); pass --download to fetch them, or --data-dir "
-            "to point at them (this checkout: --data-dir ../../shared/data)"
+            "to point at them"
         )
     images, labels = read_idx(paths[0]), read_idx(paths[1])
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):

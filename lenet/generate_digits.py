@@ -5,11 +5,11 @@ Computer Modern...), random size, stroke thickness, rotation and position, dark 
 background like a digit written on paper (inference.py inverts it). Files are named
 "<digit>_<n>.png", so inference.py can score its predictions.
 
-    python generate_digits.py --n 30 --out-dir runs/generated
+    python generate_digits.py --num-samples 30 --out-dir runs/generated
     python inference.py runs/generated/*.png
 
 These are printed digits, not handwriting: a model trained on sklearn's 8x8 handwritten digits
-meets a shift in style here (README, Results). tests/test_generate.py checks the files and labels.
+meets a shift in style here (README, Results). tests/test_inference.py checks the files and labels.
 """
 
 import argparse
@@ -86,24 +86,47 @@ def generate(out_dir, n=30, seed=0):
     return paths
 
 
+def out_of_distribution(out_dir):
+    """Two images that are no digit at all: a 16-bit grey ramp and a white strip on black.
+
+    A softmax classifier has no "none of these" answer: README, Results, shows how sure it is.
+    """
+    from PIL import Image
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ramp = np.tile(np.linspace(0, 65535, 64)[:, None], (1, 64)).astype(np.uint16)  # top dark
+    strip = np.zeros((64, 64), np.uint8)
+    strip[:, 26:38] = 255  # a vertical white bar, 12 pixels wide
+    paths = [out / "ood_gradient16.png", out / "ood_white_strip.png"]
+    Image.fromarray(ramp).save(paths[0])  # mode I;16: a 16-bit greyscale PNG
+    Image.fromarray(strip).save(paths[1])
+    return paths
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    p.add_argument("--n", type=int, default=30, help="how many images (digits 0-9 in turn)")
+    p.add_argument("--num-samples", type=int, default=30, help="how many images (digits 0-9 in turn)")  # fmt: skip
     p.add_argument("--out-dir", default="runs/generated", help="where the PNG files go")
     p.add_argument("--seed", type=int, default=0, help="seeds font, size, rotation, thickness")
+    p.add_argument("--ood", action="store_true", help="also write two non-digits: ood_gradient16.png, ood_white_strip.png")  # fmt: skip
     args = p.parse_args(argv)
-    if args.n <= 0:
-        p.error("--n must be positive")
+    if args.num_samples <= 0:
+        p.error("--num-samples must be positive")
     try:
-        paths = generate(args.out_dir, args.n, args.seed)
+        paths = generate(args.out_dir, args.num_samples, args.seed)
+        if args.ood:
+            paths += out_of_distribution(args.out_dir)
     except (OSError, RuntimeError) as e:
-        sys.exit(f"error: {e}")
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     print(
         f"wrote {len(paths)} images to {args.out_dir}/ (e.g. {paths[0].name}); try: python inference.py {args.out_dir}/*.png"
     )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

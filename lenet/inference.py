@@ -15,24 +15,27 @@ the whole image is resized to 28x28); then zero-padded to 32x32 as in training.
 """
 
 import argparse
-import sys
 from pathlib import Path
 
+import harness
 import numpy as np
 from data import CLASS_NAMES, DataError, load_dataset
-from model import LeNet5, softmax
-from train import TrainingError, load_checkpoint, normalize, predict_logits
+from harness import UserError
+from model import LeNet5, ModelConfig, softmax
+from train import normalize, predict_logits
 
 
 def load_model(out_dir):
-    """-> (model, config) from OUT_DIR/checkpoint.npz."""
-    params, _, config, state, _ = load_checkpoint(Path(out_dir) / "checkpoint.npz")
-    model = LeNet5(config["variant"], n_classes=10, seed=config["seed"])
+    """-> (model, config) from OUT_DIR/checkpoint.npz: LeNet5(**model_config), its weights, and
+    the train config with the input normalisation the model was trained with."""
+    path = Path(out_dir) / harness.CHECKPOINT
+    ckpt = harness.load_checkpoint(path)
     try:
-        model.load_params(params)
-        config["mean"], config["std"] = state["mean"], state["std"]
-    except (ValueError, KeyError) as e:
-        raise TrainingError(f"{out_dir}/checkpoint.npz does not fit LeNet-5 ({e})") from None
+        model = LeNet5(**vars(harness.config_from_dict(ModelConfig, ckpt["model_config"])))
+        config = dict(ckpt["train_config"], **ckpt["normalize"])
+    except (TypeError, ValueError, KeyError) as e:
+        raise UserError(f"{path} does not describe a LeNet-5 this code can build ({e})") from None
+    harness.load_params(model.params, ckpt["model"], path)
     return model, config
 
 
@@ -98,40 +101,28 @@ def report(names, label, probs, truth=None):
     print(f"{label}: {guesses}{mark}")
 
 
-def main(argv=None):
+def build_parser():
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    p.add_argument(
-        "images", nargs="*", help="image files to classify (PNG, JPG...); none: random test images"
-    )
-    p.add_argument(
-        "--out-dir", default="runs", help="where train.py wrote checkpoint.npz; PNGs go here too"
-    )
-    p.add_argument(
-        "--n", type=int, default=8, help="random test images to classify when no files are given"
-    )
-    p.add_argument(
-        "--data-dir",
-        default=None,
-        help="override the checkpoint's --data-dir (mnist, fashion-mnist)",
-    )
-    p.add_argument(
-        "--show", action="store_true", help="save a PNG per image with its class probabilities"
-    )
+    p.add_argument("images", nargs="*", help="image files to classify (PNG, JPG...); none: random test images")  # fmt: skip
+    p.add_argument("--out-dir", default="runs", help="where train.py wrote checkpoint.npz; PNGs go here too")  # fmt: skip
+    p.add_argument("--num-samples", type=int, default=8, help="random test images to classify when no files are given")  # fmt: skip
+    p.add_argument("--data-dir", default=None, help="override the checkpoint's --data-dir (mnist, fashion-mnist)")  # fmt: skip
+    p.add_argument("--show", action="store_true", help="save OUT_DIR/prediction_<file name>.png per image with its class probabilities")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="picks the random test images")
-    args = p.parse_args(argv)
-    if args.n <= 0:
-        p.error("--n must be positive")
-    try:
-        run(args)
-    except (DataError, TrainingError, OSError) as e:
-        sys.exit(f"error: {e}")
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    return harness.run_main(lambda: run(args), lambda: args.out_dir)
 
 
 def run(args):
     from visualize import plot_feature_maps, plot_filters, plot_prediction
 
+    harness.check(args.num_samples > 0, f"--num-samples must be positive, got {args.num_samples}")
     model, config = load_model(args.out_dir)
     names, out = CLASS_NAMES[config["dataset"]], Path(args.out_dir)
     if args.images:
@@ -151,7 +142,7 @@ def run(args):
         )
         x_test, y_test = data["test"]
         pick = np.random.default_rng(args.seed).choice(
-            len(y_test), size=min(args.n, len(y_test)), replace=False
+            len(y_test), size=min(args.num_samples, len(y_test)), replace=False
         )
         images, truths = x_test[pick, 0], [int(y_test[i]) for i in pick]
         labels = [f"test image #{i}" for i in pick]
@@ -164,10 +155,11 @@ def run(args):
         print(f"accuracy on these {len(known)} labelled images: {np.mean(known):.3f}")
     if args.show:
         for i, (label, pr) in enumerate(zip(labels, probs)):
-            path = out / f"prediction_{i}.png"
+            stem = Path(args.images[i]).stem if args.images else f"test_{label.split('#')[1]}"
+            path = out / f"prediction_{stem}.png"  # named after its input: no stale mix-ups
             plot_prediction(images[i], pr, names, f"{label}: {names[int(np.argmax(pr))]}", path)
             print(f"wrote {path}")
-    plot_filters(model.params()["C1.W"], out / "c1_filters.png")
+    plot_filters(model.params["C1.W"], out / "c1_filters.png")
     maps = {}
     model.forward(normalize(images[:1, None], config["mean"], config["std"]), keep=maps)
     plot_feature_maps(images[0], maps, out / "feature_maps.png")
@@ -177,4 +169,4 @@ def run(args):
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

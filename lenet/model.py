@@ -15,6 +15,8 @@ differences (float64, random upstream gradient, relative error < 1e-6) and again
 (F.conv2d, F.max_pool2d, F.avg_pool2d, an identical torch.nn LeNet), outputs and gradients.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -153,16 +155,17 @@ class Pool2D:
 class MaxPool2D(Pool2D):
     """Max pooling, vectorised over the k*k offsets: a running max and arg-max over shifted grids.
 
-    Ties go to the first offset (as in torch); the backward adds dout where the arg-max is (u, v).
+    Ties go to the first offset and a NaN wins its window (as in torch: NaN propagates); the
+    backward adds dout where the arg-max is (u, v).
     """
 
     def forward(self, x):
         k, s, Ho, Wo = self.out_size(x)
         out = grid(x, 0, 0, s, Ho, Wo).copy()  # (N, C, Ho, Wo)
-        arg = np.zeros(out.shape, dtype=np.int8)  # offset index t = u*k + v of the winner
+        arg = np.zeros(out.shape, dtype=np.intp)  # offset index t = u*k + v of the winner
         for t in range(1, k * k):
             cand = grid(x, t // k, t % k, s, Ho, Wo)
-            better = cand > out
+            better = (cand > out) | np.isnan(cand)  # torch's rule: val > max or isnan(val)
             out = np.where(better, cand, out)
             arg[better] = t
         self.arg, self.x_shape = arg, x.shape
@@ -245,7 +248,7 @@ class ReLU:
 
     def forward(self, x):
         self.mask = x > 0
-        return x * self.mask
+        return np.maximum(x, 0)  # not x * mask: -inf * 0 is nan, torch's relu(-inf) is 0
 
     def backward(self, dout):
         return dout * self.mask
@@ -293,6 +296,16 @@ def softmax_cross_entropy(logits, y):
 # ---------------------------------------------------------------------------------------------
 
 VARIANTS = {"classic": (Tanh, AvgPool2D, 1.0), "modern": (ReLU, MaxPool2D, 2.0)}
+
+
+@dataclass
+class ModelConfig:
+    """What inference.py needs to rebuild LeNet5 (stored in the checkpoint): LeNet5(**fields)."""
+
+    variant: str = "modern"
+    n_classes: int = 10
+    in_channels: int = 1
+    seed: int = 0  # draws the initial weights
 
 
 class LeNet5:
@@ -344,19 +357,15 @@ class LeNet5:
             d = layer.backward(d)
         return self.layers[0][1].backward(d, need_dx=need_dx)
 
+    @property
     def params(self):
         """{"C1.W": array, ...}: references to the live arrays (optimizers update in place)."""
         return {f"{n}.{k}": v for n, layer in self.layers for k, v in layer.params.items()}
 
+    @property
     def grads(self):
+        """{"C1.W": dL/dW, ...}, filled by the last backward (each backward overwrites them)."""
         return {f"{n}.{k}": v for n, layer in self.layers for k, v in layer.grads.items()}
-
-    def load_params(self, arrays):
-        """Copy arrays (a dict like params()) into the model; shapes must match exactly."""
-        for name, p in self.params().items():
-            if name not in arrays or arrays[name].shape != p.shape:
-                raise ValueError(f"checkpoint does not fit the model at {name}")
-            p[...] = arrays[name]
 
     def param_counts(self):
         """[(layer name, number of parameters)] for every layer that has any."""

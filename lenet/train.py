@@ -4,26 +4,23 @@ Paper: LeCun, Bottou, Bengio, Haffner, "Gradient-Based Learning Applied to Docum
 Recognition", Proc. IEEE 1998 (https://doi.org/10.1109/5.726791); Adam: https://arxiv.org/abs/1412.6980.
 
     python train.py                      # sklearn digits, offline, about a minute on 2 cores
-    python train.py --dataset fashion-mnist --data-dir ../../shared/data --epochs 15
+    python train.py --dataset fashion-mnist --data-dir ~/data --download --epochs 15
 
-Writes under --out-dir: checkpoint.npz (params, optimizer state, step, RNG state, config as JSON),
-metrics.json, curves.png, confusion.png, misclassified.png. tests/test_train.py runs train() on
-tiny data: it must reach a stated accuracy, and a resumed run must equal an uninterrupted one.
+Writes under --out-dir (the run contract, CONTRIBUTING.md): checkpoint.npz, metrics.json,
+loss.png, confusion.png, misclassified.png. tests/test_train.py runs train() on tiny data: it
+must reach a stated accuracy, and a resumed run must equal an uninterrupted one.
 """
 
 import argparse
-import contextlib
-import json
-import os
-import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import harness
 import numpy as np
-from data import CLASS_NAMES, DATASETS, DataError, load_dataset, random_shift
-from model import LeNet5, softmax_cross_entropy
-from optim import lr_at, make_optimizer
+from data import CLASS_NAMES, DATASETS, load_dataset, random_shift
+from model import LeNet5, ModelConfig, softmax_cross_entropy
+from optim import OPTIMIZERS, SCHEDULES, lr_at, make_optimizer
 from tqdm import tqdm
 
 
@@ -42,18 +39,53 @@ class TrainConfig:
     weight_decay: float = 5e-4
     schedule: str = "cosine"
     warmup_steps: int = 50
+    schedule_steps: int = 0  # the schedule's horizon in steps; 0: this run's length
     shift: int = 2  # augmentation: random shifts of up to this many pixels (0 = off)
+    limit_train: int = 0  # use only the first N training images (0 = all)
     seed: int = 0
-    device: str = "auto"
     out_dir: str = "runs"
     resume: bool = False
     smoke: bool = False
-    limit_train: int = 0  # use only the first N training images (0 = all)
-    stop_after: int = 0  # stop (with a checkpoint) after this many steps in total (0 = never)
+    figures: bool = True  # loss.png, confusion.png, misclassified.png
 
 
-class TrainingError(Exception):
-    """Training cannot go on (non-finite loss, unusable checkpoint); printed as one line."""
+HELP = {
+    "dataset": "digits is built in and offline; mnist, fashion-mnist read IDX files",
+    "data_dir": "IDX files in torchvision's layout: DIR/MNIST/raw/, DIR/FashionMNIST/raw/",
+    "download": "allow fetching MNIST/Fashion-MNIST into --data-dir (torchvision, network)",
+    "test_set_only": "use only the 10k t10k images: stratified 8,000 train / 2,000 test",
+    "variant": "modern: ReLU + max pooling; classic: tanh + average pooling (1998)",
+    "epochs": "passes over the training set",
+    "batch_size": "images per step",
+    "optimizer": "adam, or sgd (with momentum)",
+    "lr": "peak learning rate",
+    "momentum": "SGD momentum",
+    "weight_decay": "L2 weight decay on the weights (not the biases)",
+    "schedule": "learning-rate schedule",
+    "warmup_steps": "linear warm-up steps (cosine schedule)",
+    "schedule_steps": "the cosine horizon in steps (0: this run's length; kept on --resume)",
+    "shift": "augmentation: random shifts of up to N pixels (0 turns it off)",
+    "limit_train": "train on the first N training images only (0: all)",
+    "seed": "seeds the weights, the split, the batch order and the augmentation",
+    "out_dir": "checkpoint.npz, metrics.json and the plots go here",
+    "resume": "continue OUT_DIR/checkpoint.npz with its flags; only --epochs may grow",
+    "smoke": "one short epoch on 512 images: seconds",
+    "figures": "write loss.png, confusion.png and misclassified.png",
+}
+CHOICES = {
+    "dataset": DATASETS,
+    "variant": ("modern", "classic"),
+    "optimizer": tuple(OPTIMIZERS),
+    "schedule": SCHEDULES,
+}
+
+
+def validate(cfg):
+    for name in ("epochs", "batch_size"):
+        harness.check(getattr(cfg, name) >= 1, f"--{name.replace('_', '-')} must be at least 1")
+    harness.check(cfg.lr > 0 and np.isfinite(cfg.lr), f"--lr must be positive, got {cfg.lr}")
+    for name in ("shift", "warmup_steps", "schedule_steps", "limit_train", "weight_decay", "momentum"):  # fmt: skip
+        harness.check(getattr(cfg, name) >= 0, f"--{name.replace('_', '-')} must not be negative")
 
 
 def normalize(x, mean, std):
@@ -71,33 +103,6 @@ def evaluate(model, x, y):
     return loss, float(np.mean(logits.argmax(axis=1) == y)), logits.argmax(axis=1)
 
 
-def save_checkpoint(path, model, optimizer, config, state, perm):
-    """Plain arrays + JSON strings in one .npz, written to a temp file then os.replace'd."""
-    arrays = {f"param.{k}": v for k, v in model.params().items()}
-    arrays.update({f"opt.{k}": v for k, v in optimizer.state.items()})
-    arrays["config"] = np.array(json.dumps(asdict(config)))
-    arrays["state"] = np.array(json.dumps(state))
-    arrays["perm"] = perm
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path):
-    """-> (params, optimizer state, config dict, state dict, perm); one clear error if unusable."""
-    if not Path(path).exists():
-        raise TrainingError(f"no checkpoint at {path}; run train.py first")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            params = {k[6:]: z[k] for k in z.files if k.startswith("param.")}
-            opt = {k[4:]: z[k] for k in z.files if k.startswith("opt.")}
-            config, state = json.loads(str(z["config"])), json.loads(str(z["state"]))
-            return params, opt, config, state, z["perm"]
-    except Exception as e:  # zip, JSON and key errors all mean "not our checkpoint"
-        raise TrainingError(f"{path} is not a readable LeNet checkpoint ({e})") from None
-
-
 def prepare_data(cfg):
     data = load_dataset(cfg.dataset, cfg.data_dir, cfg.download, cfg.test_set_only, cfg.seed)
     if cfg.limit_train:
@@ -109,257 +114,147 @@ def prepare_data(cfg):
     return data
 
 
-def one_blas_thread():
-    """LeNet's matmuls are small: a second BLAS thread gains little on an idle CPU and, on a busy
-    one, waiting threads can make one matmul 100x slower. threadpoolctl ships with scikit-learn."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
+def train(cfg, given=None):
+    """Train, evaluate on the test split, write plots and metrics.json; returns the metrics.
+
+    given: the flags the user typed (main() knows them); by default the fields that differ
+    from their defaults. On --resume only the length (--epochs) and --out-dir may differ.
+    """
+    with harness.blas_threads(1):
+        return _train(cfg, harness.changed_fields(cfg) if given is None else given)
 
 
-def train(cfg: TrainConfig) -> dict:
-    """Train, evaluate on the test split, write plots and metrics.json; returns the metrics."""
-    with one_blas_thread():
-        return _train(cfg)
-
-
-def _train(cfg):
-    t0 = time.time()
+def _train(cfg, given):
     out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out / "checkpoint.npz"
+    ckpt_path = out / harness.CHECKPOINT
+    ckpt = None
+    if cfg.resume:
+        ckpt = harness.load_checkpoint(ckpt_path)
+        cfg = harness.resume_train_config(ckpt["train_config"], cfg, given)
     if cfg.smoke:
-        cfg.epochs = 1
-    print("device: cpu (NumPy runs on the CPU)")
+        cfg = replace(cfg, epochs=1)
+    validate(cfg)
+    harness.prepare_out_dir(out)
+    print("NumPy on the CPU")
     data = prepare_data(cfg)
     x_train, y_train = data["train"]
-    mean, std = float(x_train.mean()), float(x_train.std())
-    x_train = normalize(x_train, mean, std)
-    x_val, y_val = data["val"] if data["val"] is not None else (None, None)
-    x_test, y_test = data["test"]
-    x_val = None if x_val is None else normalize(x_val, mean, std)
-    x_test = normalize(x_test, mean, std)
-
-    model = LeNet5(cfg.variant, n_classes=10, seed=cfg.seed)
-    optimizer = make_optimizer(
-        cfg.optimizer, model.params(), cfg.lr, cfg.weight_decay, cfg.momentum
+    norm = (
+        ckpt["normalize"] if ckpt else {"mean": float(x_train.mean()), "std": float(x_train.std())}
     )
-    rng = np.random.default_rng(cfg.seed)
+    x_train = normalize(x_train, **norm)
+    # the validation split, or the test split where there is none (--test-set-only)
+    x_val, y_val = data["val"] if data["val"] is not None else data["test"]
+    x_val, (x_test, y_test) = normalize(x_val, **norm), data["test"]
+    x_test = normalize(x_test, **norm)
+
+    mcfg = ModelConfig(cfg.variant, seed=cfg.seed)
+    model = LeNet5(**vars(mcfg))
+    optimizer = make_optimizer(cfg.optimizer, model.params, lr=cfg.lr,
+                               weight_decay=cfg.weight_decay, momentum=cfg.momentum)  # fmt: skip
+    rng = np.random.default_rng(cfg.seed)  # batch order and shifts
     steps_per_epoch = int(np.ceil(len(y_train) / cfg.batch_size))
     total_steps = cfg.epochs * steps_per_epoch
-    state = {
-        "step": 0,
-        "epoch": 0,
-        "batch": 0,
-        "seconds": 0.0,
-        "history": [],
-        "mean": mean,
-        "std": std,
-    }
-    perm = rng.permutation(len(y_train))
-    if cfg.resume:
-        params, opt_state, saved_cfg, state, perm = load_checkpoint(ckpt_path)
-        # batch_size and smoke fix which images the saved batch order and position point at
-        for key in (
-            "dataset",
-            "variant",
-            "optimizer",
-            "limit_train",
-            "test_set_only",
-            "seed",
-            "batch_size",
-            "smoke",
-        ):
-            if saved_cfg[key] != getattr(cfg, key):
-                raise TrainingError(f"--resume: checkpoint has {key}={saved_cfg[key]!r}")
-        model.load_params(params)
-        for k, v in opt_state.items():
-            optimizer.state[k][...] = v
-        rng.bit_generator.state = state["rng"]
-        print(f"resumed from {ckpt_path} at step {state['step']}")
+    if not cfg.resume and cfg.schedule_steps == 0:
+        cfg = replace(cfg, schedule_steps=total_steps)  # stored: a resumed run keeps it
+    harness.warn_past_horizon(total_steps, cfg.schedule_steps, cfg.schedule)
+    history = harness.new_history("val_accuracy")
+    step, seconds = 0, 0.0
+    if ckpt is not None:
+        harness.load_params(model.params, ckpt["model"], ckpt_path)
+        optimizer.load_state_dict(ckpt["optimizer"])
+        rng.bit_generator.state = ckpt["rng"]
+        step, history, seconds = ckpt["step"], ckpt["history"], ckpt["seconds"]
+        harness.check(step < total_steps, f"{ckpt_path} is at epoch {step // steps_per_epoch}: pass a larger --epochs")  # fmt: skip
+        print(f"resumed from {ckpt_path} at step {step}")
+    counts = model.param_counts()
     print(f"LeNet-5 ({cfg.variant}) parameters per layer:")
-    for name, count in model.param_counts():
+    for name, count in counts:
         print(f"  {name:7s} {count:7,d}")
-    print(f"  total   {sum(c for _, c in model.param_counts()):7,d}")
-    print(
-        f"{cfg.dataset}: {len(y_train)} train, {0 if y_val is None else len(y_val)} val, {len(y_test)} test"
-    )
+    print(f"  total   {sum(c for _, c in counts):7,d}")
+    print(f"{cfg.dataset}: {len(y_train)} train, {len(y_val)} val, {len(y_test)} test")
 
-    def checkpoint():
-        nonlocal t_mark
-        state["seconds"] += time.time() - t_mark
-        t_mark = time.time()
-        state["rng"] = rng.bit_generator.state
-        if not all(np.isfinite(p).all() for p in model.params().values()):
-            # the last step's loss was finite but its update was not: keep the last good file
-            raise TrainingError(
-                f"parameters became non-finite at step {state['step']}; stopped "
-                f"(last good checkpoint: {ckpt_path}); try a smaller --lr"
-            )
-        save_checkpoint(ckpt_path, model, optimizer, cfg, state, perm)
-
-    t_mark = time.time()
-    run = state.setdefault("run", {"loss_sum": 0.0, "batches": 0, "correct": 0, "seen": 0})
-    while state["epoch"] < cfg.epochs:
-        epoch, t_epoch, first = state["epoch"], time.time(), state["batch"]
-        bar = tqdm(
-            range(first, steps_per_epoch),
-            desc=f"epoch {epoch + 1}/{cfg.epochs}",
-            leave=False,
-            disable=cfg.smoke,
-        )
+    for epoch in range(step // steps_per_epoch, cfg.epochs):
+        t0 = time.time()
+        perm = rng.permutation(len(y_train))
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=cfg.smoke)  # fmt: skip
         for b in bar:
             idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
             xb = random_shift(x_train[idx], rng, cfg.shift) if cfg.shift else x_train[idx]
-            optimizer.lr = lr_at(state["step"], total_steps, cfg.lr, cfg.schedule, cfg.warmup_steps)
-            logits = model.forward(xb)
-            loss, dlogits = softmax_cross_entropy(logits, y_train[idx])
-            if not np.isfinite(loss):
-                raise TrainingError(
-                    f"loss became {loss} at step {state['step']}; stopped "
-                    f"(last good checkpoint: {ckpt_path}); try a smaller --lr"
-                )
+            optimizer.lr = lr_at(step, lr=cfg.lr, warmup_steps=cfg.warmup_steps,
+                                 schedule_steps=cfg.schedule_steps, schedule=cfg.schedule)  # fmt: skip
+            loss, dlogits = softmax_cross_entropy(model.forward(xb), y_train[idx])
+            harness.check_finite(loss, step + 1, out)
             model.backward(dlogits, need_dx=False)
-            optimizer.step(model.params(), model.grads())
-            run["loss_sum"] += loss
-            run["batches"] += 1
-            run["correct"] += int(np.sum(logits.argmax(axis=1) == y_train[idx]))
-            run["seen"] += len(idx)
-            state["step"], state["batch"] = state["step"] + 1, b + 1
+            optimizer.step(model.grads)
+            step += 1
+            history["step"].append(step)
+            history["train_loss"].append(loss)
             bar.set_postfix(loss=f"{loss:.4f}")
-            if cfg.stop_after and state["step"] >= cfg.stop_after and state["step"] < total_steps:
-                checkpoint()
-                print(f"stopped after step {state['step']} (--stop-after); continue with --resume")
-                return {"stopped": True, "steps": state["step"]}
-        entry = {
-            "epoch": epoch + 1,
-            "step": state["step"],
-            "train_loss": run["loss_sum"] / max(1, run["batches"]),
-            "train_acc": run["correct"] / max(1, run["seen"]),
-        }
-        if x_val is not None:
-            entry["val_loss"], entry["val_acc"], _ = evaluate(model, x_val, y_val)
-        state["history"].append(entry)
-        state["epoch"], state["batch"] = epoch + 1, 0
-        run.update(loss_sum=0.0, batches=0, correct=0, seen=0)
-        perm = rng.permutation(len(y_train))
-        val = (
-            f" | val loss {entry['val_loss']:.4f} acc {entry['val_acc']:.4f}"
-            if x_val is not None
-            else ""
-        )
-        ms = 1000 * (time.time() - t_epoch) / max(1, steps_per_epoch - first)
-        print(
-            f"epoch {epoch + 1} | step {state['step']} | loss {entry['train_loss']:.4f} | train acc {entry['train_acc']:.4f}{val} | {ms:.0f} ms/step"
-        )
-        checkpoint()
+        seconds += time.time() - t0
+        if not all(np.isfinite(p).all() for p in model.params.values()):
+            # the last step's loss was finite but its update was not: keep the last good file
+            harness.check_finite(float("nan"), step, out)
+        val_loss, val_acc, _ = evaluate(model, x_val, y_val)
+        for k, v in zip(("eval_step", "val_loss", "val_accuracy"), (step, val_loss, val_acc)):
+            history[k].append(v)
+        ms = 1000 * (time.time() - t0) / steps_per_epoch
+        print(f"epoch {epoch + 1} | step {step} | loss {np.mean(history['train_loss'][-steps_per_epoch:]):.4f} | "
+              f"val loss {val_loss:.4f} acc {val_acc:.4f} | {ms:.0f} ms/step")  # fmt: skip
+        harness.save_checkpoint(ckpt_path, model=model, optimizer=optimizer, model_config=mcfg,
+                                train_config=cfg, step=step, rng=rng, history=history,
+                                seconds=seconds, normalize=norm)  # fmt: skip
 
     test_loss, test_acc, pred = evaluate(model, x_test, y_test)
-    metrics = {
-        "project": "lenet",
-        "dataset": cfg.dataset + (" (t10k split 8000/2000)" if cfg.test_set_only else ""),
-        "metric": "test_accuracy",
-        "value": test_acc,
-        "higher_is_better": True,
-        "seconds": round(state["seconds"], 1),
-        "steps": state["step"],
-        "device": "cpu",
-        "seed": cfg.seed,
-        "variant": cfg.variant,
-        "epochs": cfg.epochs,
-        "test_loss": test_loss,
-        "test_errors": int(np.sum(pred != y_test)),
-        "test_samples": len(y_test),
-        "train_samples": len(y_train),
-        "val_accuracy": state["history"][-1].get("val_acc"),
-        "parameters": sum(c for _, c in model.param_counts()),
-        "wall_seconds": round(time.time() - t0, 1),
-    }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    from visualize import plot_confusion, plot_curves, plot_misclassified
-
-    names = CLASS_NAMES[cfg.dataset]
-    plot_curves(state["history"], out / "curves.png")
-    plot_confusion(y_test, pred, names, out / "confusion.png")
-    plot_misclassified(data["test"][0], y_test, pred, names, out / "misclassified.png")
-    print(
-        f"test accuracy {test_acc:.4f} ({metrics['test_errors']} errors in {len(y_test)}) | {metrics['seconds']:.0f} s training | wrote {out}/"
+    metrics = harness.write_metrics(
+        out / "metrics.json",
+        project="lenet",
+        dataset=cfg.dataset + (" (t10k split 8000/2000)" if cfg.test_set_only else ""),
+        metric="test_accuracy",
+        value=test_acc,
+        unit="fraction",
+        higher_is_better=True,
+        selection="final",
+        n_params=sum(c for _, c in counts),
+        steps=step,
+        seconds=round(seconds, 1),
+        seed=cfg.seed,
+        variant=cfg.variant,
+        epochs=cfg.epochs,
+        test_loss=test_loss,
+        test_errors=int(np.sum(pred != y_test)),
+        test_samples=len(y_test),
+        train_samples=len(y_train),
+        val_accuracy=history["val_accuracy"][-1],
     )
+    if cfg.figures:
+        from visualize import plot_confusion, plot_misclassified
+
+        names = CLASS_NAMES[cfg.dataset]
+        eval_label = "validation" if data["val"] is not None else "test"
+        harness.plot_loss(history, out / "loss.png", f"LeNet-5 ({cfg.variant}) on {cfg.dataset}", eval_label, "cross-entropy")  # fmt: skip
+        plot_confusion(y_test, pred, names, out / "confusion.png")
+        plot_misclassified(data["test"][0], y_test, pred, names, out / "misclassified.png")
+    print(f"test accuracy {test_acc:.4f} ({metrics['test_errors']} errors in {len(y_test)}) | "
+          f"{metrics['seconds']:.0f} s training | wrote {out}/")  # fmt: skip
     return metrics
 
 
-HELP = {
-    "dataset": f"one of: {', '.join(DATASETS)} (digits is built in and offline)",
-    "data_dir": "IDX files in torchvision's layout: DIR/MNIST/raw/, DIR/FashionMNIST/raw/",
-    "download": "allow fetching MNIST/Fashion-MNIST into --data-dir (torchvision, network)",
-    "test_set_only": "use only the 10k t10k images: stratified 8,000 train / 2,000 test",
-    "variant": "modern: ReLU + max pooling; classic: tanh + average pooling (1998)",
-    "epochs": "passes over the training set",
-    "batch_size": "images per step",
-    "optimizer": "adam, or sgd (with momentum)",
-    "lr": "peak learning rate",
-    "momentum": "SGD momentum",
-    "weight_decay": "L2 weight decay on the weights (not the biases)",
-    "schedule": "learning-rate schedule",
-    "warmup_steps": "linear warm-up steps (cosine schedule)",
-    "shift": "augmentation: random shifts of up to N pixels (0 turns it off)",
-    "seed": "seeds the weights, the split, the batch order and the augmentation",
-    "device": "NumPy runs on the CPU: auto and cpu both mean the CPU",
-    "out_dir": "checkpoint.npz, metrics.json and the plots go here",
-    "resume": "continue from OUT_DIR/checkpoint.npz (weights, optimizer, step, RNG)",
-    "smoke": "one short epoch on 512 images: seconds, for tests",
-    "limit_train": "train on the first N training images only (0: all)",
-    "stop_after": "stop after N steps in total, keeping a checkpoint (0: run to the end)",
-}
-CHOICES = {
-    "dataset": None,  # checked in main() for a clearer message
-    "variant": ["modern", "classic"],
-    "optimizer": ["adam", "sgd"],
-    "schedule": ["cosine", "constant"],
-    "device": ["auto", "cpu"],
-}
-
-
 def build_parser():
-    """One flag per TrainConfig field: --batch-size for batch_size, with its default."""
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    for f in fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(f.default, bool):
-            p.add_argument(flag, action="store_true", help=HELP[f.name])
-        else:
-            kind = type(f.default)
-            p.add_argument(
-                flag, type=kind, default=f.default, choices=CHOICES.get(f.name), help=HELP[f.name]
-            )
+    harness.add_config_flags(p, TrainConfig, HELP, CHOICES)
     return p
 
 
 def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.dataset not in DATASETS:
-        parser.error(f"unknown dataset {args.dataset!r}; choose from {', '.join(DATASETS)}")
-    for name in ("epochs", "batch_size", "lr"):
-        if getattr(args, name) <= 0:
-            parser.error(f"--{name.replace('_', '-')} must be positive")
-    for name in ("shift", "warmup_steps", "limit_train", "stop_after"):
-        if getattr(args, name) < 0:
-            parser.error(f"--{name.replace('_', '-')} must not be negative")
-    names = {f.name for f in fields(TrainConfig)}
-    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
-    try:
-        train(cfg)
-    except (DataError, TrainingError, OSError) as e:  # OSError: e.g. an unwritable --out-dir
-        sys.exit(f"error: {e}")
-    except KeyboardInterrupt:
-        sys.exit(f"interrupted; the last checkpoint (end of the last epoch) is in {cfg.out_dir}/")
+    args = build_parser().parse_args(argv)
+    config = harness.config_from_args(TrainConfig, args)
+    return harness.run_main(
+        lambda: train(config, harness.given_flags(argv)) and None, lambda: args.out_dir
+    )
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

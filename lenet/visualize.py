@@ -1,4 +1,6 @@
-"""Pictures for the LeNet-5 lesson: curves, confusion matrix, mistakes, C1 filters, feature maps.
+"""Pictures for the LeNet-5 lesson: confusion matrix, mistakes, C1 filters, feature maps.
+
+(loss.png, the curves, is harness.plot_loss.)
 
 Used by train.py and inference.py; matplotlib with the Agg backend (files only, no window).
 tests/test_inference.py checks that each function writes a PNG.
@@ -9,26 +11,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-
-
-def plot_curves(history, path):
-    """Training loss/accuracy per epoch, with validation when there is a validation split."""
-    epochs = [h["epoch"] for h in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
-    ax1.plot(epochs, [h["train_loss"] for h in history], label="train")
-    ax2.plot(epochs, [h["train_acc"] for h in history], label="train")
-    if "val_loss" in history[0]:
-        ax1.plot(epochs, [h["val_loss"] for h in history], label="val")
-        ax2.plot(epochs, [h["val_acc"] for h in history], label="val")
-    ax1.set(xlabel="epoch", ylabel="cross-entropy", yscale="log", title="loss")
-    ax2.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
-    ax2.set_ylim(max(0.0, min(h["train_acc"] for h in history) - 0.02), 1.0)
-    for ax in (ax1, ax2):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
 
 
 def plot_confusion(y_true, y_pred, names, path):
@@ -54,6 +36,14 @@ def plot_confusion(y_true, y_pred, names, path):
 def plot_misclassified(x, y_true, y_pred, names, path, limit=24):
     """A grid of the test images the model got wrong, titled true -> predicted."""
     wrong = np.flatnonzero(y_true != y_pred)[:limit]
+    if len(wrong) == 0:  # say so, rather than an empty canvas
+        fig, ax = plt.subplots(figsize=(5, 1.4))
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"no errors: all {len(y_true)} test images classified correctly",
+                ha="center", va="center", fontsize=10)  # fmt: skip
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        return
     cols = 8
     rows = max(1, int(np.ceil(len(wrong) / cols)))
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.1, rows * 1.3), squeeze=False)
@@ -70,13 +60,14 @@ def plot_misclassified(x, y_true, y_pred, names, path, limit=24):
 
 def plot_filters(W, path):
     """C1's six 5x5 kernels (F, 1, 5, 5), each on its own symmetric colour scale."""
-    fig, axes = plt.subplots(1, len(W), figsize=(1.3 * len(W), 1.6))
+    fig, axes = plt.subplots(1, len(W), figsize=(1.6 * len(W), 1.9))
     for f, ax in enumerate(np.atleast_1d(axes)):
         m = np.abs(W[f, 0]).max()
-        ax.imshow(W[f, 0], cmap="RdBu_r", vmin=-m, vmax=m)
+        im = ax.imshow(W[f, 0], cmap="RdBu_r", vmin=-m, vmax=m)
         ax.set_title(f"C1 #{f}", fontsize=8)
         ax.axis("off")
-    fig.suptitle("learned C1 filters (red +, blue -)", fontsize=9)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04).ax.tick_params(labelsize=6)
+    fig.suptitle("learned C1 filters (red +, blue -; each on its own scale)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -88,15 +79,19 @@ def plot_feature_maps(image, maps, path):
     fig, axes = plt.subplots(4, 16, figsize=(14, 4.2))
     for ax in axes.flat:
         ax.axis("off")
-    axes[0, 0].imshow(image, cmap="gray")
+    im = axes[0, 0].imshow(image, cmap="gray")
     axes[0, 0].set_title("input", fontsize=8)
+    bar = dict(fraction=0.01, pad=0.01)  # one colour bar at the end of each row, for the row
+    fig.colorbar(im, ax=axes[0].tolist(), **bar).ax.tick_params(labelsize=6)
     for r, (name, fmap) in enumerate(rows, start=1):
+        # one colour scale per row, so the maps of a layer compare; the bar at the row's end
+        lo, hi = float(fmap.min()), float(fmap.max())
         for c in range(len(fmap)):
-            axes[r, c].imshow(fmap[c], cmap="viridis")
+            im = axes[r, c].imshow(fmap[c], cmap="viridis", vmin=lo, vmax=hi)
+        fig.colorbar(im, ax=axes[r].tolist(), **bar).ax.tick_params(labelsize=6)
         axes[r, 0].set_title(
             f"{name} {fmap.shape[0]}@{fmap.shape[1]}x{fmap.shape[2]}", fontsize=8, loc="left"
         )
-    fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
 

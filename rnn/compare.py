@@ -5,7 +5,7 @@ best / final validation loss (nats/char), parameters and ms per step.
 The LSTM's hidden size sets the budget; the RNN and GRU get the hidden size whose parameter
 count is closest (an RNN unit costs 1/4 of an LSTM unit's recurrent weights, a GRU unit 3/4).
 
-    python compare.py --data ../../shared/data/text/names.txt --steps 2000
+    python compare.py --dataset names --data-dir ~/data --download --steps 2000
 """
 
 import argparse
@@ -14,23 +14,24 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
+import harness
 import numpy as np
 from data import DataError, Vocab, load_text
 from model import CELLS
-from train import TrainConfig, check_sizes, limit_blas_threads, load_checkpoint, train
+from train import TrainConfig, train
 
 
-def n_params(cell, vocab_size, n_embd, n_hidden, n_layers):
+def n_params(cell, vocab_size, n_embd, n_hidden, n_layer):
     """Embedding V E + per layer G H (n_in + H) + 2 G H (weights, two biases) + head H V + V."""
     G, H = CELLS[cell].n_gates, n_hidden
-    layers = sum(G * H * ((n_embd if l == 0 else H) + H) + 2 * G * H for l in range(n_layers))
+    layers = sum(G * H * ((n_embd if l == 0 else H) + H) + 2 * G * H for l in range(n_layer))
     return vocab_size * n_embd + layers + H * vocab_size + vocab_size
 
 
-def matched_hidden(cell, budget, vocab_size, n_embd, n_layers):
+def matched_hidden(cell, budget, vocab_size, n_embd, n_layer):
     """The hidden size whose model has the parameter count closest to budget."""
     return min(
-        range(4, 2049), key=lambda h: abs(n_params(cell, vocab_size, n_embd, h, n_layers) - budget)
+        range(4, 2049), key=lambda h: abs(n_params(cell, vocab_size, n_embd, h, n_layer) - budget)
     )
 
 
@@ -39,11 +40,12 @@ def main(argv=None):
         description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     d = TrainConfig()
-    p.add_argument("--dataset", default=d.dataset, help="built-in corpus")
-    p.add_argument("--data", default=None, help="any UTF-8 text file, e.g. names.txt")
+    p.add_argument("--dataset", default=d.dataset, help="corpus, as in train.py")
+    p.add_argument("--data", default="", help="any UTF-8 text file, e.g. names.txt")
     p.add_argument("--data-dir", default=d.data_dir, help="for names/shakespeare")
+    p.add_argument("--download", action="store_true", help="fetch names/shakespeare")
     p.add_argument("--lstm-hidden", type=int, default=d.n_hidden, help="sets the parameter budget")
-    p.add_argument("--n-layers", type=int, default=1, help="layers of every model")
+    p.add_argument("--n-layer", type=int, default=1, help="layers of every model")
     p.add_argument("--steps", type=int, default=2000, help="steps per model")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="parallel streams B")
     p.add_argument("--seq-len", type=int, default=d.seq_len, help="truncated-BPTT length T")
@@ -53,30 +55,32 @@ def main(argv=None):
     p.add_argument("--out-dir", default="runs/compare", help="one run folder per cell, table")
     p.add_argument("--figure", default="figures/compare.png", help="validation-loss PNG")
     args = p.parse_args(argv)
-    check_sizes(
-        p, args, ("lstm_hidden", "n_layers", "steps", "batch_size", "seq_len", "eval_every")
-    )
-    limit_blas_threads()
+    for name in ("lstm_hidden", "n_layer", "steps", "batch_size", "seq_len", "eval_every"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    if not args.lr > 0:
+        p.error("--lr must be positive")
+    harness.blas_threads(1)  # threadpoolctl applies the limit when it is created
     try:
-        text, _ = load_text(args.dataset, args.data, args.data_dir)
+        text, _ = load_text(args.dataset, args.data or None, args.data_dir, args.download)
     except DataError as e:
         p.error(str(e))
     V = len(Vocab(text))
-    budget = n_params("lstm", V, d.n_embd, args.lstm_hidden, args.n_layers)
+    budget = n_params("lstm", V, d.n_embd, args.lstm_hidden, args.n_layer)
     names = {f.name for f in fields(TrainConfig)}
     rows, curves = [], {}
     t0 = time.perf_counter()
     for cell in CELLS:
-        H = matched_hidden(cell, budget, V, d.n_embd, args.n_layers)
+        H = matched_hidden(cell, budget, V, d.n_embd, args.n_layer)
         kw = {k: v for k, v in vars(args).items() if k in names and k != "out_dir"}
         cfg = TrainConfig(**kw, cell=cell, n_hidden=H, out_dir=f"{args.out_dir}/{cell}")
         try:
             m = train(cfg)
-        except (DataError, FloatingPointError) as e:
+        except (harness.UserError, harness.TrainingError) as e:
             p.error(str(e))
-        _, meta = load_checkpoint(Path(cfg.out_dir) / "checkpoint.npz")
-        curves[cell] = meta["history"]["val"]
-        rows.append((cell, H, m["n_params"], m["value"], m["final_val_loss"], m["ms_per_step"]))
+        h = harness.load_checkpoint(Path(cfg.out_dir) / harness.CHECKPOINT)["history"]
+        curves[cell] = list(zip(h["eval_step"], h["val_loss"]))
+        rows.append((cell, H, m["n_params"], m["best_val_loss"], m["value"], m["ms_per_step"]))
     name = Path(args.data).name if args.data else args.dataset
     table = [
         f"{name}, {args.steps} steps of batch {args.batch_size} x {args.seq_len}, Adam lr {args.lr}:",

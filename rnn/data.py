@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+from harness import UserError
 
 URLS = {
     "names.txt": "https://raw.githubusercontent.com/karpathy/makemore/master/names.txt",
@@ -23,7 +24,7 @@ URLS = {
 DATASETS = ("unicode", "pydoc", "names", "shakespeare")
 
 
-class DataError(Exception):
+class DataError(UserError):
     """Bad input from the user: the message is printed as one line."""
 
 

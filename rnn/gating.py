@@ -16,6 +16,7 @@ import argparse
 import time
 from pathlib import Path
 
+import harness
 import numpy as np
 from model import CELLS, Linear, softmax_cross_entropy
 from optim import Adam, clip_grad_norm
@@ -40,10 +41,14 @@ class Recaller:
         extra = {"forget_bias": forget_bias} if cell == "lstm" else {}
         self.rnn = CELLS[cell](n_in, n_hidden, rng, np.float64, **extra)
         self.head = Linear(n_hidden, n_out, rng, np.float64)
-        self.params = {f"rnn.{k}": v for k, v in self.rnn.params.items()}
-        self.params |= {f"head.{k}": v for k, v in self.head.params.items()}
-        self.grads = {f"rnn.{k}": v for k, v in self.rnn.grads.items()}
-        self.grads |= {f"head.{k}": v for k, v in self.head.grads.items()}
+
+    @property
+    def params(self):
+        return {f"{n}.{k}": v for n in ("rnn", "head") for k, v in getattr(self, n).params.items()}
+
+    @property
+    def grads(self):
+        return {f"{n}.{k}": v for n in ("rnn", "head") for k, v in getattr(self, n).grads.items()}
 
     def loss(self, x, target, backward=True):
         """-> (loss, accuracy, dx); dx (T, B, D) is dL/dx_t: the signal that reached step t."""
@@ -113,9 +118,8 @@ def main(argv=None):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from train import limit_blas_threads
 
-    limit_blas_threads()
+    harness.blas_threads(1)  # threadpoolctl applies the limit when it is created
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

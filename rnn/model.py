@@ -2,7 +2,8 @@
 
 Read top to bottom: sigmoid -> Embedding -> Linear -> softmax cross-entropy -> Recurrent (the
 shared unrolled loop) -> RNN, LSTM, GRU (one cell each: forward step and backward step) ->
-CharRNN (embedding, a stack of cells, a linear head) -> sample (temperature, top-k, priming).
+ModelConfig, CharRNN (embedding, a stack of cells, a linear head) -> sample (temperature, top-k,
+prompt).
 
 Papers: Elman, "Finding structure in time" (1990); Werbos, "Backpropagation through time" (1990);
 Hochreiter & Schmidhuber, "Long short-term memory" (1997); Gers, Schmidhuber & Cummins,
@@ -16,6 +17,8 @@ keys; recurrent layers take and return their state: forward(x, state) -> (y, sta
 backward(dy, dstate) -> (dx, dstate0). tests/ hold every backward against centred finite
 differences (float64, random upstream gradients) and against torch.nn.RNN/LSTM/GRU autograd.
 """
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -262,12 +265,25 @@ class GRU(Recurrent):
 CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 
 
+@dataclass
+class ModelConfig:
+    """What inference.py needs to rebuild CharRNN (stored in the checkpoint): CharRNN(**fields)."""
+
+    vocab_size: int = 64
+    cell: str = "lstm"
+    n_embd: int = 32
+    n_hidden: int = 128
+    n_layer: int = 1
+    forget_bias: float = 1.0
+    seed: int = 0  # draws the initial weights
+
+
 class CharRNN:
-    """Character language model: Embedding -> n_layers recurrent cells -> Linear head -> logits.
+    """Character language model: Embedding -> n_layer recurrent cells -> Linear head -> logits.
 
     Defaults are the small CPU configuration trained by `python train.py`. `params`/`grads` are
-    flat dicts ("layer0.W_ih", ...) holding the very arrays of the layers, so an optimiser that
-    updates params in place updates the model.
+    properties: flat dicts ("layer0.W_ih", ...) of the very arrays of the layers, so an optimiser
+    that updates params in place updates the model (as in backprop/ and lenet/).
     """
 
     def __init__(
@@ -275,8 +291,8 @@ class CharRNN:
         vocab_size,
         cell="lstm",
         n_embd=32,
-        n_hidden=256,
-        n_layers=1,
+        n_hidden=128,
+        n_layer=1,
         forget_bias=1.0,
         seed=0,
         dtype=np.float32,
@@ -286,15 +302,22 @@ class CharRNN:
         rng = np.random.default_rng(seed)
         self.embed = Embedding(vocab_size, n_embd, rng, dtype)
         self.layers = []
-        for l in range(n_layers):
+        for l in range(n_layer):
             n_in = n_embd if l == 0 else n_hidden
             extra = {"forget_bias": forget_bias} if cell == "lstm" else {}
             self.layers.append(CELLS[cell](n_in, n_hidden, rng, dtype, **extra))
         self.head = Linear(n_hidden, vocab_size, rng, dtype)
-        modules = [("embed", self.embed), ("head", self.head)]
-        modules += [(f"layer{l}", layer) for l, layer in enumerate(self.layers)]
-        self.params = {f"{n}.{k}": v for n, m in modules for k, v in m.params.items()}
-        self.grads = {f"{n}.{k}": v for n, m in modules for k, v in m.grads.items()}
+        self.modules = [("embed", self.embed), ("head", self.head)]
+        self.modules += [(f"layer{l}", layer) for l, layer in enumerate(self.layers)]
+
+    @property
+    def params(self):
+        return {f"{n}.{k}": v for n, m in self.modules for k, v in m.params.items()}
+
+    @property
+    def grads(self):
+        """dL/dparams of the last backward; each backward overwrites them (never accumulates)."""
+        return {f"{n}.{k}": v for n, m in self.modules for k, v in m.grads.items()}
 
     def n_params(self):
         return sum(v.size for v in self.params.values())
@@ -328,20 +351,24 @@ class CharRNN:
 def sample(model, prime_ids, n_samples, max_len, rng, temperature=1.0, top_k=0, stop_id=None):
     """Draw n_samples continuations of prime_ids in parallel; each stops at stop_id or max_len.
 
-    p(next) = softmax(logits / temperature) restricted to the top_k largest logits (0: all).
+    p(next) = softmax(logits / temperature) restricted to the top_k largest logits (0: all);
+    temperature 0 is greedy decoding: always the most likely id (its limit as T -> 0).
     Returns a list of lists of ids (the continuation only).
     """
     x = np.repeat(np.asarray(prime_ids, np.int64)[:, None], n_samples, axis=1)  # (T, n)
     logits, states = model.forward(x)
     out, done = [[] for _ in range(n_samples)], np.zeros(n_samples, bool)
     for _ in range(max_len):
-        z = logits[-1].astype(np.float64) / temperature  # (n, V)
-        if 0 < top_k < z.shape[1]:
-            kth = np.sort(z, axis=1)[:, -top_k][:, None]
-            z = np.where(z < kth, -np.inf, z)
-        p = np.exp(z - z.max(1, keepdims=True))
-        p /= p.sum(1, keepdims=True)
-        nxt = np.array([rng.choice(p.shape[1], p=row) for row in p])
+        if temperature == 0:
+            nxt = logits[-1].argmax(1)  # (n,)
+        else:
+            z = logits[-1].astype(np.float64) / temperature  # (n, V)
+            if 0 < top_k < z.shape[1]:
+                kth = np.sort(z, axis=1)[:, -top_k][:, None]
+                z = np.where(z < kth, -np.inf, z)
+            p = np.exp(z - z.max(1, keepdims=True))
+            p /= p.sum(1, keepdims=True)
+            nxt = np.array([rng.choice(p.shape[1], p=row) for row in p])
         for k in np.flatnonzero(~done):
             if nxt[k] == stop_id:
                 done[k] = True

@@ -1,19 +1,25 @@
 """Gradient clipping by global norm, and the Adam, Adagrad and RMSProp optimisers, in NumPy.
 
-Each optimiser updates a `params` dict in place from a `grads` dict with the same keys, and keeps
-its state as plain arrays (`state_dict()` / `load_state_dict()`) so a checkpoint can hold it.
+The same API as backprop/ and lenet/: `optimizer = Adam(model.params, lr=...)` holds the arrays,
+`optimizer.step(model.grads)` updates them in place, and the state is plain arrays
+(`state_dict()` / `load_state_dict()`) so a checkpoint can hold it. `lr_at` is the schedule.
 Papers: Adagrad, Duchi et al. (2011), https://jmlr.org/papers/v12/duchi11a.html; RMSProp,
 Tieleman & Hinton, Coursera lecture 6.5 (2012); Adam, Kingma & Ba, https://arxiv.org/abs/1412.6980
 (Algorithm 1); clipping, Pascanu et al., https://arxiv.org/abs/1211.5063 (sec. 3.2).
 tests/test_reference.py holds each against torch.optim and torch.nn.utils.clip_grad_norm_ in float64.
 """
 
+import math
+
 import numpy as np
+
+SCHEDULES = ("constant", "cosine")
 
 
 def clip_grad_norm(grads, max_norm):
     """Scale every gradient by min(1, max_norm / ||g||) where ||g|| is the norm of all of them
-    together; returns ||g|| before clipping. The direction is kept, only the step shrinks."""
+    together; returns ||g|| before clipping. The direction is kept, only the step shrinks; a
+    gradient already inside the limit is left exactly as it is (never scaled up)."""
     total = float(np.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads.values())))
     scale = max_norm / (total + 1e-6)  # torch's epsilon
     if scale < 1.0:
@@ -25,7 +31,7 @@ def clip_grad_norm(grads, max_norm):
 class Optimizer:
     slots = ()  # names of the per-parameter state arrays
 
-    def __init__(self, params, lr):
+    def __init__(self, params, *, lr):
         self.params, self.lr, self.t = params, lr, 0
         self.state = {s: {k: np.zeros_like(v) for k, v in params.items()} for s in self.slots}
 
@@ -51,8 +57,8 @@ class Adam(Optimizer):
 
     slots = ("m", "v")
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
-        super().__init__(params, lr)
+    def __init__(self, params, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        super().__init__(params, lr=lr)
         self.b1, self.b2, self.eps = betas[0], betas[1], eps
 
     def _update(self, k, p, g):
@@ -70,8 +76,8 @@ class Adagrad(Optimizer):
 
     slots = ("sum",)
 
-    def __init__(self, params, lr=1e-2, eps=1e-10):
-        super().__init__(params, lr)
+    def __init__(self, params, *, lr=1e-2, eps=1e-10):
+        super().__init__(params, lr=lr)
         self.eps = eps
 
     def _update(self, k, p, g):
@@ -85,8 +91,8 @@ class RMSProp(Optimizer):
 
     slots = ("sq",)
 
-    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8):
-        super().__init__(params, lr)
+    def __init__(self, params, *, lr=1e-2, alpha=0.99, eps=1e-8):
+        super().__init__(params, lr=lr)
         self.alpha, self.eps = alpha, eps
 
     def _update(self, k, p, g):
@@ -97,3 +103,19 @@ class RMSProp(Optimizer):
 
 
 OPTIMIZERS = {"adam": Adam, "adagrad": Adagrad, "rmsprop": RMSProp}
+
+
+def lr_at(step, *, lr, warmup_steps=0, schedule_steps=1, schedule="constant"):
+    """Learning rate for update number `step` (0-based); the same signature in backprop/, lenet/.
+
+    A linear warm-up over warmup_steps, then constant: lr, or cosine: lr (1 + cos(pi p)) / 2
+    with p = (step - warmup_steps) / (schedule_steps - warmup_steps), held at 1 past the horizon.
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
+    if step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    if schedule == "constant":
+        return lr
+    progress = (step - warmup_steps) / max(1, schedule_steps - warmup_steps)
+    return lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))

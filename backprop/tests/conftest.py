@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 import numpy as np  # noqa: F401  (loads BLAS so that threadpoolctl can find it)
+import torch
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 threadpool_limits(1)
+torch.set_num_threads(1)

@@ -130,7 +130,7 @@ def test_linear_matches_torch():
     layer.params["b"][:] = rng.standard_normal(3)
     ref = torch.nn.Linear(5, 3).double()
     with torch.no_grad():
-        ref.weight.copy_(torch.from_numpy(layer.params["W"].T))  # torch stores W^T
+        ref.weight.copy_(torch.from_numpy(layer.params["W"]))  # both (out, in)
         ref.bias.copy_(torch.from_numpy(layer.params["b"]))
     x, dout = rng.standard_normal((4, 5)), rng.standard_normal((4, 3))
     xt = t(x)
@@ -139,7 +139,7 @@ def test_linear_matches_torch():
     np.testing.assert_allclose(layer.forward(x), out.detach().numpy(), rtol=1e-12, atol=1e-12)
     dx = layer.backward(dout)
     np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(layer.grads["W"], ref.weight.grad.numpy().T, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["W"], ref.weight.grad.numpy(), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(layer.grads["b"], ref.bias.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
@@ -184,6 +184,24 @@ def test_losses_match_torch(ours, theirs, make_target):
     np.testing.assert_allclose(ours.backward(), zt.grad.numpy(), rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize(
+    "ours, theirs",
+    [(ReLU(), F.relu), (LeakyReLU(0.1), lambda x: F.leaky_relu(x, 0.1))],
+)
+def test_subgradient_at_exactly_zero_matches_torch(ours, theirs):
+    """The kink: torch takes dReLU/dx(0) = 0 and dLeakyReLU/dx(0) = slope; so must we.
+
+    The gradient checks above keep away from 0 (a finite difference straddles the kink),
+    so this is the only test that sees a mask written as x >= 0 instead of x > 0.
+    """
+    x = np.array([[-1.0, 0.0, 2.0], [0.0, -0.0, 3.0]])
+    dout = np.array([[0.7, -1.3, 0.4], [2.1, 0.9, -0.5]])
+    xt = t(x)
+    theirs(xt).backward(torch.from_numpy(dout))
+    ours.forward(x)
+    np.testing.assert_array_equal(ours.backward(dout), xt.grad.numpy())
+
+
 def test_stable_losses_at_extreme_logits():
     """log-sum-exp and the |z| form keep the loss finite where the naive forms overflow."""
     z = np.array([[1000.0, -1000.0, 0.0], [-800.0, 800.0, 1.0]])
@@ -205,7 +223,7 @@ def test_mlp_matches_torch_sequential():
     for i, lin in zip((0, 2, 4), lins):
         model.layers[i].params["b"][:] = rng.standard_normal(lin.out_features)
         with torch.no_grad():
-            lin.weight.copy_(torch.from_numpy(model.layers[i].params["W"].T))
+            lin.weight.copy_(torch.from_numpy(model.layers[i].params["W"]))
             lin.bias.copy_(torch.from_numpy(model.layers[i].params["b"]))
     x, y = rng.standard_normal((10, 3)), rng.integers(0, 4, 10)
     xt = t(x)
@@ -217,7 +235,7 @@ def test_mlp_matches_torch_sequential():
     np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-10, atol=1e-14)
     for i, lin in zip((0, 2, 4), lins):
         np.testing.assert_allclose(
-            model.grads[f"{i}.W"], lin.weight.grad.numpy().T, rtol=1e-10, atol=1e-14
+            model.grads[f"{i}.W"], lin.weight.grad.numpy(), rtol=1e-10, atol=1e-14
         )
         np.testing.assert_allclose(
             model.grads[f"{i}.b"], lin.bias.grad.numpy(), rtol=1e-10, atol=1e-14
@@ -271,7 +289,7 @@ def test_dropout_train_mean_eval_identity_and_mask():
 )
 def test_init_std(scheme, std):
     W = init_weight(400, 300, scheme, np.random.default_rng(0))
-    assert W.shape == (400, 300)
+    assert W.shape == (300, 400)  # (fan_out, fan_in), as torch.nn.Linear.weight
     # 120k draws: the sample std is within 5 standard errors (1/sqrt(2n) = 0.2%) of std,
     # the sample mean within 5 standard errors (std / sqrt(n)) of 0
     assert abs(W.std() / std - 1) < 0.01 and abs(W.mean()) < 5 * std / np.sqrt(W.size)

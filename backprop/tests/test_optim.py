@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from optim import OPTIMIZERS, SCHEDULES, lr_at, make_optimizer
+from optim import OPTIMIZERS, SCHEDULES, SGD, Adam, lr_at, make_optimizer
 
 TORCH = {
     "sgd": lambda p, lr, wd: torch.optim.SGD(p, lr=lr, weight_decay=wd),
@@ -40,7 +40,7 @@ def test_optimizer_state_round_trip():
     rng = np.random.default_rng(1)
     p1 = {"W": rng.standard_normal((3, 2))}
     p2 = {"W": p1["W"].copy()}
-    a, b = make_optimizer("adam", p1, 0.1), make_optimizer("adam", p2, 0.1)
+    a, b = Adam(p1, lr=0.1), Adam(p2, lr=0.1)
     for _ in range(3):
         a.step({"W": rng.standard_normal((3, 2))})
     b.load_state_dict(a.state_dict())
@@ -58,14 +58,14 @@ def test_optimizer_state_round_trip():
         (
             "step",
             lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=3, gamma=0.5),
-            dict(step_size=3, gamma=0.5),
+            dict(step_size=3, gamma=0.5, schedule_steps=100),
             12,
             1e-12,
         ),
         (
             "cosine",  # torch computes it recursively, hence the looser rel
             lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=10, eta_min=0.001),
-            dict(total_steps=10, min_lr=0.001),
+            dict(schedule_steps=10, min_lr=0.001),
             11,  # torch's cosine rises again after T_max; ours stays at min_lr
             1e-9,
         ),
@@ -75,13 +75,37 @@ def test_schedule_matches_torch(schedule, make_torch, kw, n_steps, rel):
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     sched = make_torch(opt)
     for step in range(n_steps):
-        assert lr_at(step, 0.1, schedule, **kw) == pytest.approx(sched.get_last_lr()[0], rel=rel)
+        ours = lr_at(step, lr=0.1, schedule=schedule, **kw)
+        assert ours == pytest.approx(sched.get_last_lr()[0], rel=rel)
         opt.step()
         sched.step()
 
 
 def test_unknown_names_list_the_choices():
     with pytest.raises(ValueError, match=", ".join(OPTIMIZERS)):
-        make_optimizer("adagrad", {}, 0.1)
+        make_optimizer("adagrad", {}, lr=0.1)
     with pytest.raises(ValueError, match=", ".join(SCHEDULES)):
-        lr_at(0, 0.1, "linear")
+        lr_at(0, lr=0.1, schedule="linear")
+
+
+def test_nesterov_without_momentum_is_refused_like_torch():
+    params = {"W": np.zeros(3)}
+    with pytest.raises(ValueError):
+        torch.optim.SGD([torch.zeros(3, requires_grad=True)], lr=0.1, momentum=0, nesterov=True)
+    with pytest.raises(ValueError, match="Nesterov"):
+        SGD(params, lr=0.1, momentum=0.0, nesterov=True)
+
+
+def test_warmup_then_cosine_matches_torch_sequential_lr():
+    """Linear warm-up over 4 updates (LinearLR from 1/4) then cosine to 0 at update 20."""
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    warm = torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.25, total_iters=3)
+    cos = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=16)
+    sched = torch.optim.lr_scheduler.SequentialLR(opt, [warm, cos], milestones=[4])
+    for step in range(20):
+        ours = lr_at(step, lr=0.1, warmup_steps=4, schedule_steps=20, schedule="cosine")
+        assert ours == pytest.approx(sched.get_last_lr()[0], rel=1e-9), step
+        opt.step()
+        sched.step()
+    # past the horizon the rate stays at the schedule's end value
+    assert lr_at(25, lr=0.1, warmup_steps=4, schedule_steps=20, schedule="cosine") == 0.0

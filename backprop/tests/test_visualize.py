@@ -6,11 +6,11 @@ import visualize
 
 def test_filter_normalized_direction_matches_filter_norms():
     rng = np.random.default_rng(0)
-    params = {"0.W": rng.standard_normal((5, 4)) * np.arange(1, 5), "0.b": rng.standard_normal(4)}
+    # W is (out 4, in 5): row j holds unit j's incoming weights, one filter
+    W = rng.standard_normal((4, 5)) * np.arange(1, 5)[:, None]
+    params = {"0.W": W, "0.b": rng.standard_normal(4)}
     d = visualize.filter_normalized_direction(params, rng)
-    np.testing.assert_allclose(
-        np.linalg.norm(d["0.W"], axis=0), np.linalg.norm(params["0.W"], axis=0)
-    )
+    np.testing.assert_allclose(np.linalg.norm(d["0.W"], axis=1), np.linalg.norm(W, axis=1))
     assert not np.allclose(d["0.W"], params["0.W"])
     assert np.all(d["0.b"] == 0)
 

@@ -4,8 +4,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +24,7 @@ def trained_run(tmp_path_factory):
 @pytest.fixture(scope="session", autouse=True)
 def one_blas_thread():
     """train.py's limit for the whole session: LeNet's small matmuls run best on one BLAS thread."""
-    from train import one_blas_thread as limit
+    import harness
 
-    with limit():
+    with harness.blas_threads(1):
         yield

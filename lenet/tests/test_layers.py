@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from gradcheck import numerical_grad, rel_error
 from model import (
     AvgPool2D,
     Conv2D,
@@ -24,38 +25,15 @@ from model import (
 TOL = 1e-6
 
 
-def rel_error(a, b):
-    return np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-30)
-
-
-def numeric_grad(f, x, eps=1e-6, at=None):
-    """Centred differences of the scalar f() w.r.t. x (changed in place, then restored).
-
-    at=None: every entry, returned in x's shape; else only the flat indices `at`, as a vector.
-    """
-    flat = np.arange(x.size) if at is None else np.asarray(at)
-    grad = np.empty(len(flat))
-    for j, i in enumerate(flat):
-        idx = np.unravel_index(i, x.shape)
-        old = x[idx]
-        x[idx] = old + eps
-        plus = f()
-        x[idx] = old - eps
-        minus = f()
-        x[idx] = old
-        grad[j] = (plus - minus) / (2 * eps)
-    return grad.reshape(x.shape) if at is None else grad
-
-
 def check_layer(layer, x, rng):
     """Gradient-check dx and every parameter gradient of `layer` at x."""
     out = layer.forward(x)
     G = rng.standard_normal(out.shape)
     dx = layer.backward(G)
     loss = lambda: float(np.sum(layer.forward(x) * G))
-    assert rel_error(numeric_grad(loss, x), dx) < TOL
+    assert rel_error(numerical_grad(loss, x), dx) < TOL
     for k, p in layer.params.items():
-        assert rel_error(numeric_grad(loss, p), layer.grads[k]) < TOL, k
+        assert rel_error(numerical_grad(loss, p), layer.grads[k]) < TOL, k
 
 
 def conv_layer(W, b, stride, pad):
@@ -159,6 +137,45 @@ def test_pool_matches_torch(pool, ref, x_shape, kernel, stride):
         np.testing.assert_array_equal(out, maxpool2d_naive(x, kernel, stride))
 
 
+def test_maxpool_large_kernel_like_torch():
+    """A 12x12 window has 144 offsets: an arg-max stored in int8 (at most 127) overflows."""
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((2, 3, 13, 13))
+    x[0, 0, 11, 11] = 9.0  # the winner of window (0, 0) at offset 11*12 + 11 = 143
+    layer = MaxPool2D(12, 1)
+    xt = torch.tensor(x, requires_grad=True)
+    out_t = F.max_pool2d(xt, 12, 1)
+    G = rng.standard_normal(out_t.shape)
+    out_t.backward(torch.tensor(G))
+    np.testing.assert_array_equal(layer.forward(x), out_t.detach().numpy())
+    # overlapping windows (stride 1) add their gradients in another order than torch does
+    np.testing.assert_allclose(layer.backward(G), xt.grad.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_maxpool_propagates_nan_like_torch():
+    """A NaN anywhere in a window makes that window's output NaN, and it takes the gradient."""
+    x = np.arange(32, dtype=np.float64).reshape(1, 2, 4, 4)
+    x[0, 0, 1, 1] = np.nan  # last offset of window (0, 0): a running max with `>` drops it
+    x[0, 1, 2, 3] = np.nan  # a middle offset of window (1, 1)
+    layer = MaxPool2D(2)
+    xt = torch.tensor(x, requires_grad=True)
+    out_t = F.max_pool2d(xt, 2)
+    G = np.random.default_rng(11).standard_normal(out_t.shape)
+    out_t.backward(torch.tensor(G))
+    out = layer.forward(x)
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(out_t.detach().numpy()))
+    assert np.isnan(out[0, 0, 0, 0]) and np.isnan(out[0, 1, 1, 1])
+    np.testing.assert_array_equal(layer.backward(G), xt.grad.numpy())
+
+
+def test_relu_of_infinities_like_torch():
+    """ReLU(-inf) = 0 (x * mask would give -inf * 0 = nan), ReLU(inf) = inf, ReLU(nan) = nan."""
+    x = np.array([[-np.inf, np.inf, np.nan, -2.0, 0.0, 3.0]])
+    ours = ReLU().forward(x)
+    np.testing.assert_array_equal(ours, torch.relu(torch.tensor(x)).numpy())
+    assert ours[0, 0] == 0.0
+
+
 def test_maxpool_ties_go_to_one_input_like_torch():
     """After ReLU many windows are all zeros: the gradient must go to one input, not four."""
     x = np.zeros((1, 1, 4, 4))
@@ -209,7 +226,7 @@ def test_softmax_cross_entropy_gradcheck_and_torch():
     rng = np.random.default_rng(7)
     logits, y = rng.standard_normal((6, 10)) * 3, rng.integers(0, 10, 6)
     loss, dlogits = softmax_cross_entropy(logits, y)
-    num = numeric_grad(lambda: softmax_cross_entropy(logits, y)[0], logits)
+    num = numerical_grad(lambda: softmax_cross_entropy(logits, y)[0], logits)
     assert rel_error(num, dlogits) < TOL
     lt = torch.tensor(logits, requires_grad=True)
     ref = F.cross_entropy(lt, torch.tensor(y))

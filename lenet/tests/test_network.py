@@ -6,9 +6,10 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from gradcheck import numerical_grad, rel_error
 from model import LeNet5, softmax_cross_entropy
 from optim import SGD, Adam, lr_at
-from test_layers import TOL, numeric_grad, rel_error
+from test_layers import TOL
 
 
 def torch_lenet(model):
@@ -20,7 +21,7 @@ def torch_lenet(model):
         nn.Conv2d(16, 120, 5), act(), nn.Flatten(),
         nn.Linear(120, 84), act(), nn.Linear(84, 10),
     ).double()  # fmt: skip
-    params = model.params()
+    params = model.params
     torch_layers = [m for m in net if isinstance(m, (nn.Conv2d, nn.Linear))]
     for name, m in zip(["C1", "C3", "C5", "F6", "output"], torch_layers):
         m.weight.data = torch.tensor(params[f"{name}.W"])
@@ -43,12 +44,12 @@ def test_network_gradcheck(variant):
     G = rng.standard_normal((2, 10))
     model.forward(x)
     dx = model.backward(G)
-    grads = model.grads()
+    grads = model.grads
     loss = lambda: float(np.sum(model.forward(x) * G))
-    for name, p in list(model.params().items()) + [("x", x)]:
+    for name, p in list(model.params.items()) + [("x", x)]:
         ours = dx if name == "x" else grads[name]
         flat = rng.choice(p.size, size=min(12, p.size), replace=False)
-        num = numeric_grad(loss, p, at=flat)
+        num = numerical_grad(loss, p, at=flat)
         assert rel_error(num, ours.reshape(-1)[flat]) < TOL, name
 
 
@@ -68,7 +69,7 @@ def test_network_matches_torch(variant):
     np.testing.assert_allclose(logits, ref_logits.detach().numpy(), rtol=1e-10, atol=1e-12)
     assert abs(loss - ref_loss.item()) < 1e-12
     np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-9, atol=1e-14)
-    grads = model.grads()
+    grads = model.grads
     for name, m in layers.items():
         np.testing.assert_allclose(grads[f"{name}.W"], m.weight.grad.numpy(), rtol=1e-9, atol=1e-14)
         np.testing.assert_allclose(grads[f"{name}.b"], m.bias.grad.numpy(), rtol=1e-9, atol=1e-14)
@@ -81,10 +82,10 @@ def test_need_dx_false_skips_only_the_input_gradient():
     x, G = rng.standard_normal((2, 1, 32, 32)), rng.standard_normal((2, 10))
     model.forward(x)
     assert model.backward(G, need_dx=True).shape == x.shape
-    full = {k: v.copy() for k, v in model.grads().items()}
+    full = {k: v.copy() for k, v in model.grads.items()}
     model.forward(x)
     assert model.backward(G, need_dx=False) is None
-    for k, v in model.grads().items():
+    for k, v in model.grads.items():
         np.testing.assert_array_equal(v, full[k], err_msg=k)
 
 
@@ -103,16 +104,24 @@ def test_optimizers_match_torch(name):
         ours = Adam(params, lr=0.01, weight_decay=0.1)
         ref = torch.optim.Adam(groups, lr=0.01)
     for grads in grads_seq:
-        ours.step(params, grads)
+        ours.step(grads)
         tW.grad, tb.grad = torch.tensor(grads["a.W"]), torch.tensor(grads["a.b"])
         ref.step()
     np.testing.assert_allclose(params["a.W"], tW.detach().numpy(), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(params["a.b"], tb.detach().numpy(), rtol=1e-12, atol=1e-14)
 
 
-def test_cosine_schedule_with_warmup():
-    assert lr_at(0, 100, 1.0, warmup=10) == pytest.approx(0.1)
-    assert lr_at(9, 100, 1.0, warmup=10) == pytest.approx(1.0)
-    assert lr_at(55, 100, 1.0, warmup=10) == pytest.approx(0.5)
-    assert lr_at(100, 100, 1.0, warmup=10) == pytest.approx(0.0)
-    assert lr_at(50, 100, 0.3, schedule="constant") == 0.3
+def test_cosine_schedule_with_warmup_matches_torch():
+    """Linear warm-up over 10 steps (LinearLR from 1/10), then cosine to 0 at step 100."""
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    warm = torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=9)
+    cos = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=90)
+    sched = torch.optim.lr_scheduler.SequentialLR(opt, [warm, cos], milestones=[10])
+    for step in range(100):
+        ours = lr_at(step, lr=1.0, warmup_steps=10, schedule_steps=100, schedule="cosine")
+        assert ours == pytest.approx(sched.get_last_lr()[0], rel=1e-9, abs=1e-12), step
+        opt.step()
+        sched.step()
+    # past the horizon the rate stays at the schedule's end value
+    assert lr_at(130, lr=1.0, warmup_steps=10, schedule_steps=100, schedule="cosine") == 0.0
+    assert lr_at(50, lr=0.3, schedule="constant") == 0.3

@@ -7,27 +7,8 @@ Relative error ||analytic - numeric|| / (||analytic|| + ||numeric||) < 1e-6 for 
 
 import numpy as np
 import pytest
+from gradcheck import numerical_grad, rel_error
 from model import GRU, LSTM, RNN, CharRNN, softmax_cross_entropy
-
-EPS = 1e-6
-
-
-def rel_error(a, b):
-    return np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-30)
-
-
-def numeric_grad(f, x):
-    """Centred differences df/dx, perturbing x in place."""
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + EPS
-        fp = f()
-        x[i] = old - EPS
-        fm = f()
-        x[i] = old
-        g[i] = (fp - fm) / (2 * EPS)
-    return g
 
 
 @pytest.mark.parametrize("cell", [RNN, LSTM, GRU])
@@ -47,11 +28,11 @@ def test_cell_gradients(cell):
     loss()
     dx, dstate0 = layer.backward(gy, gs)
     for k, p in layer.params.items():
-        err = rel_error(layer.grads[k].copy(), numeric_grad(loss, p))
+        err = rel_error(layer.grads[k].copy(), numerical_grad(loss, p))
         assert err < 1e-6, (cell.__name__, k, err)
-    assert rel_error(dx, numeric_grad(loss, x)) < 1e-6
+    assert rel_error(dx, numerical_grad(loss, x)) < 1e-6
     for d, s in zip(dstate0, state0):  # h0 (and c0): gradients for the initial states
-        assert rel_error(d, numeric_grad(loss, s)) < 1e-6
+        assert rel_error(d, numerical_grad(loss, s)) < 1e-6
     assert np.abs(dx).max() > 0 and all(np.abs(d).max() > 0 for d in dstate0)
 
 
@@ -60,7 +41,7 @@ def test_two_layer_stack_gradients(cell):
     """Embedding -> 2 cells -> head: every parameter, and both layers' initial states."""
     rng = np.random.default_rng(1)
     T, B, V = 5, 2, 6
-    model = CharRNN(V, cell, n_embd=3, n_hidden=4, n_layers=2, seed=1, dtype=np.float64)
+    model = CharRNN(V, cell, n_embd=3, n_hidden=4, n_layer=2, seed=1, dtype=np.float64)
     ids = rng.integers(0, V, (T, B))
     states0 = [tuple(rng.standard_normal((B, 4)) for _ in s) for s in model.init_state(B)]
     glog = rng.standard_normal((T, B, V))
@@ -77,11 +58,11 @@ def test_two_layer_stack_gradients(cell):
     dstates0 = model.backward(glog, gst)
     grads = {k: v.copy() for k, v in model.grads.items()}
     for k, p in model.params.items():
-        err = rel_error(grads[k], numeric_grad(loss, p))
+        err = rel_error(grads[k], numerical_grad(loss, p))
         assert err < 1e-6, (cell, k, err)
     for ds, ss in zip(dstates0, states0):
         for d, s in zip(ds, ss):
-            assert rel_error(d, numeric_grad(loss, s)) < 1e-6
+            assert rel_error(d, numerical_grad(loss, s)) < 1e-6
 
 
 def test_softmax_cross_entropy_gradient():
@@ -89,5 +70,24 @@ def test_softmax_cross_entropy_gradient():
     logits = rng.standard_normal((4, 3, 7))
     targets = rng.integers(0, 7, (4, 3))
     _, d = softmax_cross_entropy(logits, targets)
-    num = numeric_grad(lambda: softmax_cross_entropy(logits, targets)[0], logits)
+    num = numerical_grad(lambda: softmax_cross_entropy(logits, targets)[0], logits)
     assert rel_error(d, num) < 1e-6
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_a_second_backward_overwrites_the_gradients(cell):
+    """Two forward/backward passes with different upstream gradients: the grads after the second
+    are those of the second alone (a backward that accumulated with += would hold the sum)."""
+    rng = np.random.default_rng(3)
+    model = CharRNN(6, cell, n_embd=3, n_hidden=4, n_layer=2, seed=3, dtype=np.float64)
+    ids = rng.integers(0, 6, (5, 2))
+    g1, g2 = rng.standard_normal((2, 5, 2, 6))
+    model.forward(ids)
+    model.backward(g2)
+    alone = {k: v.copy() for k, v in model.grads.items()}
+    model.forward(ids)
+    model.backward(g1)
+    model.forward(ids)
+    model.backward(g2)
+    for k, v in model.grads.items():
+        np.testing.assert_array_equal(v, alone[k], err_msg=k)

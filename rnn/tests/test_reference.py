@@ -22,22 +22,22 @@ def close(a, b):
     np.testing.assert_allclose(a, b.detach().numpy(), rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("n_layers", [1, 2])
+@pytest.mark.parametrize("n_layer", [1, 2])
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_matches_torch(cell, n_layers):
+def test_matches_torch(cell, n_layer):
     rng = np.random.default_rng(3)
     T, B, D, H = 7, 3, 4, 5
-    layers = [CELLS[cell](D if l == 0 else H, H, rng, np.float64) for l in range(n_layers)]
-    ref = TORCH[cell](D, H, num_layers=n_layers).double()
+    layers = [CELLS[cell](D if l == 0 else H, H, rng, np.float64) for l in range(n_layer)]
+    ref = TORCH[cell](D, H, num_layers=n_layer).double()
     with torch.no_grad():
         for l, layer in enumerate(layers):
             for k, v in layer.params.items():
                 getattr(ref, NAMES[k].format(l)).copy_(torch.from_numpy(v))
     n_states = layers[0].n_states
     x = rng.standard_normal((T, B, D))
-    s0 = [[rng.standard_normal((B, H)) for _ in range(n_states)] for _ in range(n_layers)]
+    s0 = [[rng.standard_normal((B, H)) for _ in range(n_states)] for _ in range(n_layer)]
     gy = rng.standard_normal((T, B, H))
-    gs = [[rng.standard_normal((B, H)) for _ in range(n_states)] for _ in range(n_layers)]
+    gs = [[rng.standard_normal((B, H)) for _ in range(n_states)] for _ in range(n_layer)]
 
     # ours: forward through the stack, backward with the same upstream gradients
     y, states = x, []
@@ -45,8 +45,8 @@ def test_matches_torch(cell, n_layers):
         y, s = layer.forward(y, tuple(s))
         states.append(s)
     dx = gy
-    ds0 = [None] * n_layers
-    for l in reversed(range(n_layers)):
+    ds0 = [None] * n_layer
+    for l in reversed(range(n_layer)):
         dx, ds0[l] = layers[l].backward(dx, tuple(gs[l]))
 
     # torch: states are (num_layers, B, H); LSTM takes (h0, c0)
@@ -113,7 +113,7 @@ def test_char_model_matches_torch(cell):
     cell and nn.Linear with copied weights: logits and every gradient, embedding and head too."""
     rng = np.random.default_rng(6)
     T, B, V, E, H = 6, 3, 9, 4, 5
-    model = CharRNN(V, cell, n_embd=E, n_hidden=H, n_layers=2, seed=6, dtype=np.float64)
+    model = CharRNN(V, cell, n_embd=E, n_hidden=H, n_layer=2, seed=6, dtype=np.float64)
     emb, rnn = torch.nn.Embedding(V, E).double(), TORCH[cell](E, H, num_layers=2).double()
     head = torch.nn.Linear(H, V).double()
     with torch.no_grad():
@@ -140,3 +140,20 @@ def test_char_model_matches_torch(cell):
     for l in range(2):
         for k in NAMES:
             close(model.grads[f"layer{l}.{k}"], getattr(rnn, NAMES[k].format(l)).grad)
+
+
+def test_clipping_leaves_a_gradient_inside_the_limit_alone():
+    """A global norm below max_norm: nothing changes (a clip that scaled by max_norm / norm
+    would scale it UP), as torch's clip_grad_norm_, which clamps the factor at 1."""
+    rng = np.random.default_rng(7)
+    grads = {"a": rng.standard_normal((3, 4)), "b": rng.standard_normal(5)}
+    norm = float(np.sqrt(sum((g**2).sum() for g in grads.values())))
+    before = {k: g.copy() for k, g in grads.items()}
+    tgrads = [torch.tensor(g.copy(), requires_grad=True) for g in grads.values()]
+    for t, g in zip(tgrads, grads.values()):
+        t.grad = torch.tensor(g.copy())
+    assert clip_grad_norm(grads, 2 * norm) == pytest.approx(norm, rel=1e-12)
+    torch.nn.utils.clip_grad_norm_(tgrads, 2 * norm)
+    for (k, g), t in zip(grads.items(), tgrads):
+        np.testing.assert_array_equal(g, before[k])
+        close(g, t.grad)

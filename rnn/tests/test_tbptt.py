@@ -10,7 +10,7 @@ from model import CharRNN
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_chunked_forward_equals_unchunked(cell):
     rng = np.random.default_rng(0)
-    model = CharRNN(7, cell, n_embd=3, n_hidden=5, n_layers=2, dtype=np.float64)
+    model = CharRNN(7, cell, n_embd=3, n_hidden=5, n_layer=2, dtype=np.float64)
     ids = rng.integers(0, 7, (12, 4))  # (T, B)
     full, full_states = model.forward(ids)
     states, parts = None, []
