@@ -1,6 +1,7 @@
 """Benchmark, in one process: ours against Hugging Face's GPT2LMHeadModel, and the KV cache.
 
-    python bench.py                    # CPU, the small config; prints ratios (and --json PATH)
+    python bench.py                    # the small config; prints ratios (and --json PATH)
+    python bench.py --smoke            # tiny models, one repetition: seconds
 
 1. forward + backward time per batch, ours (hand-written attention, and the fused flag) over
    transformers' GPT2LMHeadModel (its default attention) holding the same weights: the ratio
@@ -8,21 +9,22 @@
 2. generation of 256 new tokens with and without the KV cache: tokens/s and the speed-up
    (aim: >= 5x);
 3. MFU: training FLOPs/s (model.flops_per_token) over the device's peak (on CPU: the measured
-   float32 matmul rate, see train.peak_flops).
+   float32 matmul rate, see hardware.peak_flops).
 
 Timings alternate ours/theirs repetition by repetition and report medians, so a machine whose
 load changes affects both sides alike. Ratios, not absolute times, are the result.
 """
 
 import argparse
-import json
 import statistics
+import sys
 import time
 
+import harness
 import torch
 from convert import hf_to_ours
-from model import GPT, GPTConfig
-from train import peak_flops, pick_device
+from hardware import peak_flops
+from model import GPT, PRESETS, GPTConfig
 
 
 def _time(device, fn, *args, **kwargs) -> float:
@@ -40,6 +42,7 @@ def bench_train_step(cfg: GPTConfig, batch: int, reps: int, device) -> dict:
     hf_cfg = transformers.GPT2Config(
         n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd, n_positions=cfg.block_size,
         vocab_size=cfg.vocab_size, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+        bos_token_id=None, eos_token_id=None,
     )  # fmt: skip
     hf = transformers.GPT2LMHeadModel(hf_cfg).to(device)
     ours = GPT(cfg).to(device)
@@ -95,34 +98,24 @@ def bench_generation(cfg: GPTConfig, new_tokens: int, reps: int, device) -> dict
     }  # fmt: skip
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
-    p.add_argument("--preset", default="cpu-small", help="model for the forward+backward timing")
-    p.add_argument("--vocab-size", type=int, default=65, help="tinyshakespeare's 65 characters")
-    p.add_argument("--batch-size", type=int, default=12, help="sequences per forward+backward")
-    p.add_argument("--reps", type=int, default=10, help="timed repetitions (median)")
-    p.add_argument("--gen-preset", default="cpu-medium", help="model for the generation timing")
-    p.add_argument("--new-tokens", type=int, default=256, help="tokens to generate")
-    p.add_argument("--gen-reps", type=int, default=2, help="timed generations (median)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"), help="device")
-    p.add_argument("--json", default=None, help="also write the results to this file")
-    args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = pick_device(args.device)
+def run(args):
+    for name in ("vocab_size", "batch_size", "repeats", "max_new_tokens", "gen_repeats"):
+        harness.check(getattr(args, name) >= 1, f"--{name.replace('_', '-')} must be at least 1")
+    harness.check(args.threads >= 0, "--threads must be >= 0")
+    if args.smoke:  # tiny models, one repetition: checks that the benchmark runs
+        args.preset, args.gen_preset, args.max_new_tokens = "cpu-tiny", "cpu-tiny", 16
+        args.repeats, args.gen_repeats, args.batch_size = 1, 1, 2
+    threads = harness.set_threads(args.threads)
+    device = harness.pick_device(args.device)
     torch.manual_seed(0)
-    print(f"device: {device}, {torch.get_num_threads()} threads, torch {torch.__version__}")
-    try:
-        cfg = GPTConfig.from_preset(args.preset, vocab_size=args.vocab_size)
-        gen_cfg = GPTConfig.from_preset(
-            args.gen_preset, vocab_size=args.vocab_size, block_size=args.new_tokens + 1
-        )
-    except ValueError as e:
-        p.error(str(e))
-    tr = bench_train_step(cfg, args.batch_size, args.reps, device)
+    print(
+        f"device: {device} ({harness.device_name(device)}), {threads} threads, torch {torch.__version__}"
+    )
+    cfg = GPTConfig.from_preset(args.preset, vocab_size=args.vocab_size)
+    gen_cfg = GPTConfig.from_preset(
+        args.gen_preset, vocab_size=args.vocab_size, block_size=args.max_new_tokens + 1
+    )
+    tr = bench_train_step(cfg, args.batch_size, args.repeats, device)
     print(
         f"forward+backward, {args.preset}, batch {args.batch_size} x {cfg.block_size}: "
         f"ours {tr['ms_ours']:.1f} ms | ours fused {tr['ms_ours_fused']:.1f} ms | "
@@ -133,16 +126,36 @@ def main(argv=None):
         f"  {tr['tokens_per_s']:,.0f} tokens/s, {tr['flops_per_s'] / 1e9:.1f} GFLOP/s of a "
         f"{tr['peak_flops'] / 1e9:.1f} GFLOP/s peak: MFU {100 * tr['mfu']:.1f}%"
     )
-    ge = bench_generation(gen_cfg, args.new_tokens, args.gen_reps, device)
+    ge = bench_generation(gen_cfg, args.max_new_tokens, args.gen_repeats, device)
     print(
-        f"generation, {args.gen_preset}, {args.new_tokens} new tokens: "
+        f"generation, {args.gen_preset}, {args.max_new_tokens} new tokens: "
         f"KV cache {ge['tokens_per_s_cache']:,.0f} tok/s | no cache "
         f"{ge['tokens_per_s_no_cache']:,.0f} tok/s | speed-up {ge['speedup']:.1f}x"
     )
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"train_step": tr, "generation": ge, "device": str(device)}, f, indent=1)
+        result = {"train_step": tr, "generation": ge, "device": device.type, "threads": threads}
+        harness.write_json(result, args.json)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    presets = list(PRESETS)
+    p.add_argument("--preset", default="cpu-small", choices=presets, help="model for the forward+backward timing")  # fmt: skip
+    p.add_argument("--vocab-size", type=int, default=65, help="tinyshakespeare's 65 characters")
+    p.add_argument("--batch-size", type=int, default=12, help="sequences per forward+backward")
+    p.add_argument("--repeats", type=int, default=10, help="timed forward+backward repetitions (median)")  # fmt: skip
+    p.add_argument("--gen-preset", default="cpu-medium", choices=presets, help="model for the generation timing")  # fmt: skip
+    p.add_argument("--max-new-tokens", type=int, default=256, help="tokens to generate")
+    p.add_argument("--gen-repeats", type=int, default=2, help="timed generations (median)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: half the cores)")
+    p.add_argument("--device", default="auto", help="auto: cuda, then mps, then cpu")
+    p.add_argument("--json", default=None, help="also write the results to this file")
+    p.add_argument("--smoke", action="store_true", help="tiny models, one repetition, in seconds")
+    args = p.parse_args(argv)
+    return harness.run_main(lambda: run(args))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

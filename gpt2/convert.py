@@ -5,23 +5,51 @@ Hugging Face's GPT2LMHeadModel keeps the original TensorFlow layout: its project
 (out, in). Module names are otherwise the ones model.py uses, so conversion is: drop the attention
 mask buffers, transpose the four Conv1D weights per block, and tie lm_head to wte.
 
-Tests (tests/test_hf.py) copy a randomly initialised GPT2LMHeadModel through `hf_to_ours` and
-compare logits (max abs difference <= 1e-5 in float32) and greedy generations, and check that every
-name and shape of the full 124M model maps.
+Tests (tests/test_hf.py) copy a randomly initialised GPT2LMHeadModel (3 heads of 32) through
+`hf_to_ours` and compare, in float64, the logits, the loss and the gradient of every parameter,
+then greedy generations; they check that every name and shape of the full 124M model maps, and
+that a config setting what model.py does not implement (`SUPPORTED`) is refused in one line.
 """
 
 import json
 from pathlib import Path
 
 import torch
+from harness import UserError
 from model import GPT, PRESETS, GPTConfig
+from tokenizer import BPETokenizer
 
 CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 HUB_NAMES = [name for name in PRESETS if name.startswith("gpt2")]
 
 
+# The settings of a Hugging Face GPT-2 config.json that change the maths, with the value that
+# model.py implements. A config that sets any of them otherwise is refused: loading its weights
+# into this model would give other logits without a word.
+SUPPORTED = {
+    "layer_norm_epsilon": (1e-5, "LayerNorm's eps"),
+    "activation_function": (("gelu_new", "gelu_pytorch_tanh"), "GELU, tanh approximation"),
+    "scale_attn_by_inverse_layer_idx": (False, "scores / sqrt(hs) only, not also / (layer + 1)"),
+    "scale_attn_weights": (True, "scores scaled by 1 / sqrt(hs)"),
+    "n_inner": ((None,), "MLP width 4 n_embd"),
+    "add_cross_attention": (False, "a decoder without cross-attention"),
+}
+
+
 def config_from_hf(hf: dict) -> GPTConfig:
-    """A GPTConfig from the fields of a Hugging Face GPT-2 config.json."""
+    """A GPTConfig from the fields of a Hugging Face GPT-2 config.json; refuses what model.py
+    does not implement (one line, UserError)."""
+    unsupported = []
+    for key, (ok, what) in SUPPORTED.items():
+        if key not in hf:
+            continue
+        value, allowed = hf[key], ok if isinstance(ok, tuple) else (ok,)
+        if key == "n_inner" and value == 4 * hf.get("n_embd", 0):
+            continue
+        if value not in allowed:
+            unsupported.append(f"{key}={value!r} (model.py: {what})")
+    if unsupported:
+        raise UserError(f"this GPT-2 config is not supported: {'; '.join(unsupported)}")
     return GPTConfig(
         n_layer=hf["n_layer"],
         n_head=hf["n_head"],
@@ -55,19 +83,19 @@ def load_state_dict_file(directory: Path) -> dict:
         return load_file(str(st))
     if pt.exists():
         return torch.load(pt, map_location="cpu", weights_only=True)
-    raise FileNotFoundError(f"{directory} has neither model.safetensors nor pytorch_model.bin")
+    raise UserError(f"{directory} has neither model.safetensors nor pytorch_model.bin")
 
 
 def resolve(name_or_path: str) -> Path:
     """A local directory holding config.json and weights: the path itself, or the hub snapshot.
 
-    Raises RuntimeError with one line that says what is needed when neither is reachable.
+    Raises UserError with one line that says what is needed when neither is reachable.
     """
     path = Path(name_or_path)
     if path.is_dir():
         return path
     if name_or_path not in HUB_NAMES:
-        raise RuntimeError(
+        raise UserError(
             f"--init-from {name_or_path!r}: not a directory and not one of {', '.join(HUB_NAMES)}"
         )
     try:
@@ -76,7 +104,7 @@ def resolve(name_or_path: str) -> Path:
         patterns = ["config.json", "model.safetensors", "vocab.json", "merges.txt"]
         return Path(snapshot_download(f"openai-community/{name_or_path}", allow_patterns=patterns))
     except Exception as e:  # offline, no huggingface_hub, rate limit...
-        raise RuntimeError(
+        raise UserError(
             f"--init-from {name_or_path}: could not download the weights ({type(e).__name__}); "
             f"needed: internet access to huggingface.co, or a local directory with config.json, "
             f"model.safetensors (or pytorch_model.bin), vocab.json and merges.txt "
@@ -89,10 +117,25 @@ def load_pretrained(name_or_path: str) -> tuple[GPT, Path]:
     directory = resolve(name_or_path)
     config_file = directory / "config.json"
     if not config_file.exists():
-        raise RuntimeError(f"{directory} has no config.json (a Hugging Face GPT-2 directory)")
-    model = GPT(config_from_hf(json.loads(config_file.read_text())))
+        raise UserError(f"{directory} has no config.json (a Hugging Face GPT-2 directory)")
+    try:
+        hf = json.loads(config_file.read_text())
+        model = GPT(config_from_hf(hf))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise UserError(f"{config_file} is not a GPT-2 config ({type(e).__name__}: {e})") from None
     try:
         model.load_state_dict(hf_to_ours(load_state_dict_file(directory)), strict=True)
-    except (FileNotFoundError, RuntimeError, KeyError) as e:
-        raise RuntimeError(f"cannot load GPT-2 weights from {directory}: {e}") from None
+    except Exception as e:  # a damaged file raises many kinds
+        first = str(e).strip().splitlines()[0]
+        raise UserError(f"cannot load GPT-2 weights from {directory}: {first}") from None
     return model, directory
+
+
+def pretrained_tokenizer(directory: Path) -> BPETokenizer:
+    """GPT-2's own tokenizer from the vocab.json + merges.txt of a Hugging Face directory."""
+    try:
+        return BPETokenizer.from_gpt2_files(
+            str(directory / "vocab.json"), str(directory / "merges.txt")
+        )
+    except (FileNotFoundError, ValueError) as e:
+        raise UserError(str(e)) from None

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from harness import UserError
 from tokenizer import BPETokenizer, CharTokenizer, load_tokenizer
 
 DATASETS = ("pydoc", "tinyshakespeare")
@@ -34,23 +35,30 @@ def pydoc_text() -> str:
 
 
 def load_text(dataset: str, data_dir: str, data_path: str | None, download: bool) -> str:
-    """The raw training text; raises ValueError with one line on a bad choice."""
+    """The raw training text; a bad choice is one line (UserError)."""
     if data_path:
-        path = Path(data_path)
+        path = Path(data_path).expanduser()
         if not path.is_file():
-            raise ValueError(f"--data {data_path}: no such file")
-        return path.read_text(encoding="utf-8")
+            raise UserError(f"--data {data_path}: no such file")
+        try:
+            return path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise UserError(f"--data {data_path}: not UTF-8 text") from None
     if dataset == "pydoc":
         return pydoc_text()
     if dataset == "tinyshakespeare":
-        path = Path(data_dir) / "text" / "tinyshakespeare.txt"
+        path = Path(data_dir).expanduser() / "text" / "tinyshakespeare.txt"
         if not path.exists() and download:
             path.parent.mkdir(parents=True, exist_ok=True)
-            urllib.request.urlretrieve(SHAKESPEARE_URL, path)
+            try:
+                urllib.request.urlretrieve(SHAKESPEARE_URL, path.with_suffix(".part"))
+            except OSError as e:
+                raise UserError(f"could not download {SHAKESPEARE_URL} ({e})") from None
+            path.with_suffix(".part").replace(path)
         if not path.exists():
-            raise ValueError(f"{path} not found: pass --data-dir DIR or --download")
+            raise UserError(f"{path} not found: pass --data-dir DIR or --download")
         return path.read_text(encoding="utf-8")
-    raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    raise UserError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
 
 
 def prepare(text: str, out_dir: Path, kind="char", vocab_size=512, tok=None, val_frac=0.1):
@@ -64,8 +72,8 @@ def prepare(text: str, out_dir: Path, kind="char", vocab_size=512, tok=None, val
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = {
-        "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
-        "tokenizer": "given" if tok is not None else kind,
+        "sha256": _digest(text),
+        "tokenizer": kind if tok is None else "given " + _digest(json.dumps(tok.to_dict())),
         "vocab_size": vocab_size if kind == "bpe" and tok is None else None,
         "val_frac": val_frac,
     }
@@ -80,7 +88,7 @@ def prepare(text: str, out_dir: Path, kind="char", vocab_size=512, tok=None, val
             tok = BPETokenizer()
             tok.train(text, vocab_size)
         else:
-            raise ValueError(f"unknown tokenizer {kind!r}; choose char or bpe")
+            raise UserError(f"unknown tokenizer {kind!r}; choose char or bpe")
         ids = np.asarray(tok.encode(text), dtype=np.uint16 if tok.vocab_size < 2**16 else np.uint32)
         n_val = int(len(ids) * val_frac)
         for split, part in (("train", ids[: len(ids) - n_val]), ("val", ids[len(ids) - n_val :])):
@@ -99,10 +107,16 @@ def prepare(text: str, out_dir: Path, kind="char", vocab_size=512, tok=None, val
     return tok, train, val
 
 
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def get_batch(tokens: np.ndarray, batch_size: int, block_size: int, generator: torch.Generator):
     """x, y of shape (batch_size, block_size): random windows and the same shifted by one."""
     if len(tokens) <= block_size + 1:
-        raise ValueError(f"{len(tokens)} tokens is too short for block_size {block_size}")
+        raise UserError(
+            f"{len(tokens)} tokens is too short for --block-size {block_size}: more text, or a smaller --block-size"
+        )
     starts = torch.randint(len(tokens) - block_size - 1, (batch_size,), generator=generator)
     windows = np.stack([tokens[s : s + block_size + 1] for s in starts.tolist()])  # (B, T+1)
     w = torch.from_numpy(windows.astype(np.int64))

@@ -2,12 +2,13 @@
 
     python inference.py                                   # runs/checkpoint.pt, prompt "\\n"
     python inference.py --prompt "The for statement" --temperature 0.8 --top-k 40
+    python inference.py --prompt "The for statement" --temperature 0   # greedy: the argmax
     python inference.py --init-from gpt2 --prompt "Hello, I'm a language model,"
 
 Tokens are printed as they are drawn. Generation keeps a KV cache (model.KVCache) unless
 --no-kv-cache; past the context length the context is cropped to the last block_size tokens, as
-GPT-2 does. The model is rebuilt from the checkpoint's config alone; the tokenizer is read from
-tokenizer.json beside it. tests/test_inference.py runs it on a checkpoint made by train().
+GPT-2 does. The model is rebuilt from the checkpoint alone: its `model_config`, `model` weights
+and `tokenizer`. tests/test_inference.py runs it on a checkpoint made by train().
 """
 
 import argparse
@@ -15,30 +16,29 @@ import sys
 import time
 from pathlib import Path
 
+import harness
 import torch
 from model import GPT, GPTConfig
-from tokenizer import BPETokenizer, load_tokenizer
-from train import load_checkpoint, pick_device
+from tokenizer import tokenizer_from_dict
 
 
-def load_model(out_dir: str, init_from: str | None, device: torch.device):
-    """(model, tokenizer) from OUT_DIR/checkpoint.pt + tokenizer.json, or official weights."""
+def load_model(checkpoint: str, init_from: str | None, device: torch.device):
+    """(model, tokenizer) from a checkpoint written by train.py, or official weights."""
     if init_from:
-        from convert import load_pretrained
+        from convert import load_pretrained, pretrained_tokenizer
 
         model, hf_dir = load_pretrained(init_from)
-        tok = BPETokenizer.from_gpt2_files(str(hf_dir / "vocab.json"), str(hf_dir / "merges.txt"))
+        tok = pretrained_tokenizer(hf_dir)
     else:
-        ckpt = load_checkpoint(Path(out_dir) / "checkpoint.pt")
+        ckpt = harness.load_checkpoint(checkpoint)
         try:
             model = GPT(GPTConfig(**ckpt["model_config"]))
             model.load_state_dict(ckpt["model"])
-        except (KeyError, TypeError, RuntimeError) as e:
-            raise RuntimeError(f"{out_dir}/checkpoint.pt is not a GPT checkpoint ({e})") from None
-        tok_file = Path(out_dir) / "tokenizer.json"
-        if not tok_file.exists():
-            raise FileNotFoundError(f"no tokenizer at {tok_file}: run train.py first")
-        tok = load_tokenizer(str(tok_file))
+            tok = tokenizer_from_dict(ckpt["tokenizer"], checkpoint)
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise harness.UserError(
+                f"{checkpoint} is not a GPT checkpoint of this folder ({type(e).__name__})"
+            ) from None
     return model.to(device).eval(), tok
 
 
@@ -63,59 +63,49 @@ def stream_text(model, tok, prompt_ids, args, generator):
         yield text[len(shown) :]
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    p.add_argument(
-        "--out-dir", default="runs", help="directory of checkpoint.pt and tokenizer.json"
-    )
-    p.add_argument(
-        "--init-from",
-        default=None,
-        help="official weights instead: gpt2 | gpt2-medium | gpt2-large | gpt2-xl | PATH",
-    )
+    p.add_argument("--out-dir", default="runs", help="the training run to load")
+    p.add_argument("--checkpoint", default=None, help="default: OUT_DIR/checkpoint.pt")
+    p.add_argument("--init-from", default=None, help="official weights instead: gpt2 | gpt2-medium | gpt2-large | gpt2-xl | PATH")  # fmt: skip
     p.add_argument("--prompt", default="\n", help="text to continue")
-    p.add_argument("--max-new-tokens", type=int, default=300, help="tokens to generate")
+    p.add_argument("--max-new-tokens", type=int, default=300, help="tokens to generate per sample")
+    p.add_argument("--num-samples", type=int, default=1, help="samples to draw")
     p.add_argument("--temperature", type=float, default=0.8, help="softmax temperature; 0 = greedy")
     p.add_argument("--top-k", type=int, default=None, help="keep only the k most likely tokens")
-    p.add_argument(
-        "--top-p",
-        type=float,
-        default=None,
-        help="nucleus: keep the most likely tokens up to this probability",
-    )
-    p.add_argument("--num-samples", type=int, default=1, help="samples to draw")
+    p.add_argument("--top-p", type=float, default=None, help="nucleus: the most likely tokens up to this probability")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
-    p.add_argument(
-        "--kv-cache",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="reuse past keys/values",
+    p.add_argument("--kv-cache", action=argparse.BooleanOptionalAction, default=True, help="reuse past keys/values")  # fmt: skip
+    p.add_argument("--device", default="auto", help="auto: cuda, then mps, then cpu")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: half the cores)")
+    return p
+
+
+def generate(args):
+    check = harness.check
+    check(args.num_samples >= 1, f"--num-samples must be at least 1, got {args.num_samples}")
+    check(
+        args.max_new_tokens >= 1, f"--max-new-tokens must be at least 1, got {args.max_new_tokens}"
     )
-    p.add_argument(
-        "--device",
-        default="auto",
-        choices=("auto", "cpu", "cuda", "mps"),
-        help="auto: cuda, then mps, then cpu",
+    check(args.temperature >= 0, f"--temperature must be >= 0 (0 = greedy), got {args.temperature}")
+    check(args.top_k is None or args.top_k >= 1, f"--top-k must be at least 1, got {args.top_k}")
+    check(args.top_p is None or 0 < args.top_p <= 1, f"--top-p must be in (0, 1], got {args.top_p}")
+    greedy_with_filter = args.temperature == 0 and (args.top_k or args.top_p)
+    check(
+        not greedy_with_filter, "--top-k/--top-p do not apply to greedy decoding (--temperature 0)"
     )
-    args = p.parse_args(argv)
-    if (
-        args.temperature < 0
-        or args.max_new_tokens < 0
-        or (args.top_k is not None and args.top_k < 1)
-    ):
-        p.error("--temperature and --max-new-tokens must be >= 0, --top-k >= 1")
-    if args.top_p is not None and not 0 < args.top_p <= 1:
-        p.error("--top-p must be in (0, 1]")
-    device = pick_device(args.device)
+    check(args.threads >= 0, f"--threads must be >= 0, got {args.threads}")
+    harness.set_threads(args.threads)
+    device = harness.pick_device(args.device)
+    checkpoint = args.checkpoint or str(Path(args.out_dir) / harness.CHECKPOINT)
+    model, tok = load_model(checkpoint, args.init_from, device)
     try:
-        model, tok = load_model(args.out_dir, args.init_from, device)
         prompt_ids = tok.encode(args.prompt)
-    except (FileNotFoundError, RuntimeError, ValueError) as e:
-        sys.exit(f"error: {e}")
-    if not prompt_ids:
-        p.error("the prompt is empty after tokenisation; give at least one character")
+    except ValueError as e:  # a character outside a character-level vocabulary
+        raise harness.UserError(f"--prompt: {e}") from None
+    check(prompt_ids, "the prompt is empty after tokenisation; give at least one character")
     print(
         f"device: {device} | {model.num_params():,} parameters | {type(tok).__name__}",
         file=sys.stderr,
@@ -133,5 +123,10 @@ def main(argv=None):
         )
 
 
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    return harness.run_main(lambda: generate(args))
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

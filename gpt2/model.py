@@ -15,8 +15,9 @@ GPTConfig -> GPT. Module names match Hugging Face's GPT2LMHeadModel (`transforme
 Tests (tests/test_model.py, tests/test_hf.py) hold LayerNorm against nn.LayerNorm, gelu against
 F.gelu(approximate="tanh"), attention against nn.MultiheadAttention and
 F.scaled_dot_product_attention (float64, outputs and gradients), the whole model against
-transformers' GPT2LMHeadModel (logits within 1e-5, same greedy text), and KV-cache generation
-against generation without the cache, token for token.
+transformers' GPT2LMHeadModel with 3 heads of 32 (float64 logits, loss and the gradient of every
+parameter; same greedy text), and KV-cache generation against generation without the cache,
+token for token.
 """
 
 import math
@@ -86,7 +87,6 @@ class CausalSelfAttention(nn.Module):
 
     def __init__(self, config: "GPTConfig", layer: int = 0):
         super().__init__()
-        assert config.n_embd % config.n_head == 0, "n_embd must be divisible by n_head"
         self.n_head, self.n_embd, self.layer = config.n_head, config.n_embd, layer
         self.fused = config.fused_attention
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
@@ -168,6 +168,20 @@ class GPTConfig:
     dropout: float = 0.0
     bias: bool = True  # biases in Linear layers and LayerNorms, as GPT-2
     fused_attention: bool = False  # True: F.scaled_dot_product_attention instead of ours
+
+    def __post_init__(self):
+        """One clear line for a size that cannot work, before any weight is made."""
+        for name in ("n_layer", "n_head", "n_embd", "block_size", "vocab_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}"
+                )
+        if self.n_embd % self.n_head:
+            raise ValueError(
+                f"--n-embd {self.n_embd} is not divisible by --n-head {self.n_head} (each head is n_embd / n_head wide)"
+            )
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"--dropout must be in [0, 1), got {self.dropout}")
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "GPTConfig":

@@ -99,8 +99,12 @@ class CharTokenizer:
             raise ValueError(f"token ids not in the vocabulary: {bad[:20]}")
         return "".join(self.chars[i] for i in ids)
 
+    def to_dict(self):
+        """Plain data (a checkpoint's `tokenizer` key, or JSON)."""
+        return {"type": "char", "chars": self.chars}
+
     def save(self, path):
-        _write_json(path, {"type": "char", "chars": self.chars})
+        _write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path):
@@ -291,10 +295,16 @@ class BPETokenizer:
         return self.decode_bytes(ids).decode("utf-8", errors="replace")
 
     # ---------------------------------------------------------------------------- files
-    def save(self, path):
+    def to_dict(self):
+        """Plain data (a checkpoint's `tokenizer` key, or JSON)."""
         state = {"type": "bpe", "pattern": self.pattern, "byte_ids": self.byte_ids}
-        state |= {"merges": [list(m) for m in self.merges], "special_tokens": self.special_tokens}
-        _write_json(path, state)
+        return state | {
+            "merges": [list(m) for m in self.merges],
+            "special_tokens": self.special_tokens,
+        }
+
+    def save(self, path):
+        _write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path):
@@ -369,10 +379,14 @@ def _merge(ids, pair, new):
     return out
 
 
-def load_tokenizer(path):
-    """Read a tokenizer saved by CharTokenizer.save or BPETokenizer.save (dispatch on 'type')."""
-    d = _read_json(path, "tokenizer")
+def tokenizer_from_dict(d, source="?"):
+    """The tokenizer that to_dict() described (dispatch on its 'type')."""
     kinds = {"char": CharTokenizer, "bpe": BPETokenizer}
     if not isinstance(d, dict) or d.get("type") not in kinds:
-        raise ValueError(f"{path} is not a tokenizer file (expected 'type' char or bpe)")
-    return kinds[d["type"]]._from_dict(d, path)
+        raise ValueError(f"{source} is not a tokenizer file (expected 'type' char or bpe)")
+    return kinds[d["type"]]._from_dict(d, source)
+
+
+def load_tokenizer(path):
+    """Read a tokenizer saved by CharTokenizer.save or BPETokenizer.save."""
+    return tokenizer_from_dict(_read_json(path, "tokenizer"), path)

@@ -2,8 +2,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+torch.set_num_threads(1)  # tiny shapes: threads only add overhead (and contend on a busy CPU)
 
 # The gate text: short, varied, memorised by a tiny model in a few hundred steps.
 GATE_TEXT = (
@@ -18,16 +20,14 @@ GATE_TEXT = (
 @pytest.fixture(scope="session")
 def gate_run(tmp_path_factory):
     """A tiny char-level model trained on GATE_TEXT once for the whole session: (out_dir, metrics)."""
-    import torch
     from train import TrainConfig, train
 
-    torch.set_num_threads(1)  # tiny shapes: threads only add overhead (and contend on a busy CPU)
     root = tmp_path_factory.mktemp("gate")
     text_file = root / "gate.txt"
     text_file.write_text(GATE_TEXT * 10)
     cfg = TrainConfig(
         data=str(text_file), preset="cpu-tiny", steps=200, warmup_steps=10, lr=3e-3, min_lr=3e-4,
-        batch_size=16, eval_interval=200, eval_iters=4, out_dir=str(root / "run"), progress=False,
+        batch_size=16, eval_every=200, eval_iters=4, threads=1, out_dir=str(root / "run"), progress=False,
     )  # fmt: skip
     return root / "run", train(cfg)
 
@@ -39,8 +39,6 @@ def assert_params_close(a: dict, b: dict, rtol=1e-5, atol=1e-6):
     gradient is 0, and Adam's m / (sqrt(v) + eps) turns rounding noise of different summation
     orders into steps. Its third of c_attn.bias is left out; the query and value parts stay.
     """
-    import torch
-
     assert a.keys() == b.keys()
     for k in a:
         x, y = a[k], b[k]

@@ -383,25 +383,45 @@ def test_matches_hugging_face_gpt2_tokenizer(gpt2_files):
         assert ours.decode(ids) == hf.decode(ids) == s
 
 
-def test_matches_hugging_face_on_random_merge_ranks(tmp_path):
+def _write_files(folder, encoder, lines):
+    (folder / "encoder.json").write_text(json.dumps(encoder), encoding="utf-8")
+    (folder / "vocab.bpe").write_text("\n".join(["#version: 0.2", *lines]) + "\n", encoding="utf-8")
+    return folder / "encoder.json", folder / "vocab.bpe"
+
+
+def test_merge_rank_decides_not_token_id(tmp_path):
+    # "a b" is merge 0 but gets the larger id; "b c" is merge 1 with the smaller one. BPE applies
+    # the lowest RANK first: "abc" -> "ab" + "c". Ranking by id would give "a" + "bc".
+    b2u = bytes_to_unicode()
+    encoder = {c: n for n, c in enumerate(b2u.values())} | {"ab": 257, "bc": 256}
+    paths = _write_files(tmp_path, encoder, ["a b", "b c"])
+    from transformers import GPT2Tokenizer
+
+    hf = GPT2Tokenizer(vocab=str(paths[0]), merges=str(paths[1]))
+    ours = BPETokenizer.from_gpt2_files(*paths)
+    assert ours.encode("abc") == hf.encode("abc") == [257, encoder["c"]]
+    assert ours.encode("bca") == [256, encoder["a"]]
+
+
+def test_matches_hugging_face_on_random_merges_with_ids_against_merge_order(tmp_path):
     # Merges in random rank order (not frequency order), over an alphabet small enough that
-    # every rule fires, overlaps ("aaaa") abound and ranks decide between competing pairs.
+    # every rule fires, overlaps ("aaaa") abound and ranks decide between competing pairs; the
+    # merged tokens' ids run against merge order (the last merge has the smallest id).
     rng = random.Random(5)
     b2u = bytes_to_unicode()
     encoder = {c: n for n, c in enumerate(b2u.values())}
-    tokens, lines = ["a", "b", "c", "Ġ"], ["#version: 0.2"]
-    while len(lines) <= 60:
+    tokens, lines = ["a", "b", "c", "Ġ"], []
+    while len(lines) < 40:
         left, right = rng.choice(tokens), rng.choice(tokens)
-        if left + right not in encoder:
-            encoder[left + right] = len(encoder)
+        if left + right not in tokens:
             tokens.append(left + right)
             lines.append(f"{left} {right}")
-    (tmp_path / "encoder.json").write_text(json.dumps(encoder), encoding="utf-8")
-    (tmp_path / "vocab.bpe").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    ids = range(256 + len(lines) - 1, 255, -1)  # ids NOT in merge order
+    encoder |= {"".join(line.split(" ")): i for line, i in zip(lines, ids)}
+    paths = _write_files(tmp_path, encoder, lines)
 
     from transformers import GPT2Tokenizer
 
-    paths = (tmp_path / "encoder.json", tmp_path / "vocab.bpe")
     hf = GPT2Tokenizer(vocab=str(paths[0]), merges=str(paths[1]))
     ours = BPETokenizer.from_gpt2_files(*paths)
     assert ours.special_tokens == {} and ours.vocab_size == len(encoder)
