@@ -8,12 +8,11 @@
    (no early stop: <eos> is never accepted). Aim: at least 3x faster at 128.
 
     python bench.py                 # ~1-2 minutes on 2 CPU cores
-    python bench.py --quick         # fewer repeats
+    python bench.py --repeats 1     # quicker, noisier
 Paper: Vaswani et al. 2017, https://arxiv.org/abs/1706.03762.
 """
 
 import argparse
-import json
 import math
 import os
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import torch
 from decode import greedy_decode
+from harness import set_threads, write_json
 from model import PositionalEncoding, Transformer, TransformerConfig
 from torch import nn
 from train import label_smoothed_loss
@@ -38,7 +38,7 @@ class TorchTransformer(nn.Module):
         )
         self.pos = PositionalEncoding(c.d_model, c.max_len, c.dropout)
         self.core = nn.Transformer(
-            c.d_model, c.n_head, c.n_enc_layers, c.n_dec_layers, c.d_ff, c.dropout, batch_first=True
+            c.d_model, c.n_head, c.n_layer, c.n_layer, c.d_ff, c.dropout, batch_first=True
         )
         self.out_proj = nn.Linear(c.d_model, c.tgt_vocab, bias=False)
 
@@ -94,18 +94,21 @@ def main(argv=None):
     )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seq-len", type=int, default=40, help="source and target length for training")
-    p.add_argument("--steps", type=int, default=20, help="timed training steps per model")
-    p.add_argument("--quick", action="store_true")
+    p.add_argument("--repeats", type=int, default=3, help="timings per measurement (best kept)")
+    p.add_argument("--threads", type=int, default=0, help="intra-op threads; 0 = half the cores")
     p.add_argument("--out-dir", default="runs")
     a = p.parse_args(argv)
-    steps, repeats = (5, 1) if a.quick else (a.steps, 3)
+    if a.repeats < 1 or a.batch_size < 1 or a.seq_len < 1 or a.threads < 0:
+        p.error("--repeats, --batch-size and --seq-len must be at least 1, --threads at least 0")
+    set_threads(a.threads)
+    steps, repeats = 7 * a.repeats, a.repeats  # timed training steps per model and round
     torch.manual_seed(0)
     cfg = TransformerConfig(src_vocab=64, tgt_vocab=64, max_len=256)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, load {os.getloadavg()[0]:.2f}"
     )
     print(
-        f"model: d_model {cfg.d_model}, n_head {cfg.n_head}, layers {cfg.n_enc_layers}+{cfg.n_dec_layers}, d_ff {cfg.d_ff}"
+        f"model: d_model {cfg.d_model}, n_head {cfg.n_head}, layers {cfg.n_layer}+{cfg.n_layer}, d_ff {cfg.d_ff}"
     )
     src = torch.randint(4, 64, (a.batch_size, a.seq_len))
     tgt = torch.randint(4, 64, (a.batch_size, a.seq_len + 1))
@@ -140,7 +143,7 @@ def main(argv=None):
             f"greedy decoding, batch 8, {length} tokens: no cache {slow:.2f} s | cache {fast:.2f} s | {slow / fast:.1f}x"
         )
     Path(a.out_dir).mkdir(parents=True, exist_ok=True)
-    (Path(a.out_dir) / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json(result, Path(a.out_dir) / "bench.json")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@
 - read_pairs(): tab-separated sentence pairs such as Tatoeba's fra.txt (zip or text),
   read_labelled_csv(): a `text,label` CSV.
 - length_batches(): batches of similar length (less padding), reshuffled each epoch.
+- tatoeba_file(): DATA_DIR/fra-eng.zip, downloaded with --download.
 - load_task() / encode_examples(): what train.py trains on, chosen by its flags.
 """
 
@@ -23,6 +24,8 @@ import re
 import urllib.request
 import zipfile
 from pathlib import Path
+
+from harness import UserError
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ["<pad>", "<bos>", "<eos>", "<unk>"]
@@ -71,24 +74,28 @@ class CharTokenizer:
 
 
 class WordTokenizer(CharTokenizer):
-    """Lower-cased words and punctuation marks: "Je t'aime." -> je t' aime ."""
+    """Words (case kept, hyphenated words whole) and punctuation: "Je t'aime." -> Je | t' | aime | .
+
+    join() glues a word ending in an apostrophe to the next one (t' aime -> t'aime), so a
+    translation is scored by sacreBLEU as the text a person would write.
+    """
 
     kind = "word"
-    PATTERN = re.compile(r"\w+'?|[^\w\s]")
+    PATTERN = re.compile(r"\w+(?:-\w+)*['’]?|[^\w\s]")
 
     @classmethod
     def build(cls, texts, min_count=1):
         counts = {}
         for t in texts:
-            for w in cls.PATTERN.findall(t.lower()):
+            for w in cls.PATTERN.findall(t):
                 counts[w] = counts.get(w, 0) + 1
         return cls({w for w, c in counts.items() if c >= min_count})
 
     def split(self, text):
-        return self.PATTERN.findall(text.lower())
+        return self.PATTERN.findall(text)
 
     def join(self, pieces):
-        return " ".join(pieces)
+        return " ".join(pieces).replace("' ", "'").replace("’ ", "’")
 
 
 # ---------------------------------------------------------------- English -> French grammar
@@ -240,15 +247,18 @@ def read_pairs(path, max_words: int = 10):
     keeping pairs where both sides have at most max_words words. Duplicate sources are dropped."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"no such file: {path}")
-    if path.suffix == ".zip":
-        with zipfile.ZipFile(path) as z:
-            names = [n for n in z.namelist() if n.endswith(".txt") and not n.startswith("_")]
-            if not names:
-                raise ValueError(f"{path} holds no sentence-pair .txt file")
-            text = z.read(names[0]).decode("utf-8")
-    else:
-        text = path.read_text(encoding="utf-8")
+        raise UserError(f"no such file: {path}")
+    try:
+        if path.suffix == ".zip":
+            with zipfile.ZipFile(path) as z:
+                names = [n for n in z.namelist() if n.endswith(".txt") and "_about" not in n]
+                if not names:
+                    raise UserError(f"{path} holds no sentence-pair .txt file")
+                text = z.read(names[0]).decode("utf-8")
+        else:
+            text = path.read_text(encoding="utf-8")
+    except (zipfile.BadZipFile, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read {path}: {e}") from None
     pairs, seen = [], set()
     for line in text.splitlines():
         fields = line.split("\t")
@@ -259,7 +269,7 @@ def read_pairs(path, max_words: int = 10):
             seen.add(src)
             pairs.append((src, tgt))
     if not pairs:
-        raise ValueError(f"{path}: no tab-separated sentence pairs of at most {max_words} words")
+        raise UserError(f"{path}: no tab-separated sentence pairs of at most {max_words} words")
     return pairs
 
 
@@ -267,10 +277,10 @@ def read_labelled_csv(path):
     """Rows of a CSV with a header naming `text` and `label` columns -> (texts, labels, names)."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"no such file: {path}")
+        raise UserError(f"no such file: {path}")
     rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
     if not rows or "text" not in rows[0] or "label" not in rows[0]:
-        raise ValueError(f"{path}: expected a CSV with a header holding 'text' and 'label'")
+        raise UserError(f"{path}: expected a CSV with a header holding 'text' and 'label'")
     names = sorted({r["label"] for r in rows})
     return [(r["text"], names.index(r["label"])) for r in rows], names
 
@@ -293,55 +303,24 @@ def pad_batch(seqs, pad=PAD):
 
 
 # ---------------------------------------------------------------- tasks for train.py
-def load_task(cfg):
-    """Returns a dict: train/test examples, tokenisers, dataset name, class names."""
-    if cfg.task == "classify":
-        if cfg.data or cfg.dataset == "csv":
-            if not cfg.data:
-                raise ValueError("--dataset csv needs --data FILE.csv")
-            rows, names = read_labelled_csv(cfg.data)
-            random.Random(cfg.seed).shuffle(rows)
-            n_test = min(cfg.n_test, len(rows) // 5)
-            train, test, name = rows[n_test:], rows[:n_test], "csv"
-        elif cfg.dataset in ("auto", "topics"):
-            train, test = topic_splits(cfg.n_train, cfg.n_test, cfg.seed)
-            names, name = TOPICS, "topics"
-        else:
-            raise ValueError(f"unknown dataset {cfg.dataset!r} for classify (topics, csv)")
-        tok_cls = WordTokenizer if cfg.tokenizer == "word" else CharTokenizer
-        tok = tok_cls.build([t for t, _ in train])
-        return {
-            "train": train,
-            "test": test,
-            "src_tok": tok,
-            "tgt_tok": None,
-            "dataset": name,
-            "classes": names,
-        }
-    if cfg.data or cfg.dataset == "tatoeba":
-        path = Path(cfg.data) if cfg.data else Path(cfg.data_dir) / "text" / "fra-eng.zip"
-        if not path.exists() and cfg.download and not cfg.data:
-            download_tatoeba(path)
-        pairs = read_pairs(path, cfg.max_words)
-        random.Random(cfg.seed).shuffle(pairs)
-        test, train = pairs[: cfg.n_test], pairs[cfg.n_test :]
-        name = "tatoeba" if "fra" in path.name else path.name
-    elif cfg.dataset in ("auto", "grammar"):
-        train, test = grammar_splits(cfg.n_train, cfg.n_test, cfg.seed)
-        name = "en-fr-grammar"
-    else:
-        raise ValueError(f"unknown dataset {cfg.dataset!r} for translate (grammar, tatoeba)")
-    tok_cls = WordTokenizer if cfg.tokenizer == "word" else CharTokenizer
-    build = (lambda t: tok_cls.build(t, min_count=2)) if cfg.tokenizer == "word" else tok_cls.build
-    src_tok, tgt_tok = build([s for s, _ in train]), build([t for _, t in train])
-    return {
-        "train": train,
-        "test": test,
-        "src_tok": src_tok,
-        "tgt_tok": tgt_tok,
-        "dataset": name,
-        "classes": None,
-    }
+TATOEBA = "fra-eng.zip"  # manythings.org/anki: fra.txt (English TAB French TAB credits)
+
+
+def tatoeba_file(data_dir, download: bool) -> Path:
+    """DATA_DIR/fra-eng.zip as downloaded (or fra.txt unpacked, or either under text/)."""
+    root = Path(data_dir).expanduser()
+    for path in (
+        root / TATOEBA,
+        root / "fra.txt",
+        root / "text" / TATOEBA,
+        root / "text" / "fra.txt",
+    ):
+        if path.exists():
+            return path
+    if not download:
+        raise UserError(f"no {TATOEBA} in {root}: add --download to fetch it, or pass --data FILE")
+    download_tatoeba(root / TATOEBA)
+    return root / TATOEBA
 
 
 def download_tatoeba(path: Path):
@@ -350,16 +329,54 @@ def download_tatoeba(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     req = urllib.request.Request(url, headers={"User-Agent": "Mozilla/5.0"})
     tmp = path.with_name(path.name + ".part")
-    with urllib.request.urlopen(req, timeout=60) as r:
-        tmp.write_bytes(r.read())
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            tmp.write_bytes(r.read())
+    except OSError as e:
+        raise UserError(
+            f"download of {url} failed ({e}); fetch it by hand into {path.parent}"
+        ) from None
     os.replace(tmp, path)  # atomic: an interrupted download never leaves half a zip
 
 
-def encode_examples(task, cfg, max_len):
-    """Token ids, truncated to the model's max_len: src (and tgt = [bos] y [eos]) or labels."""
+def load_task(cfg):
+    """What train.py trains on, chosen by its flags: train/test pairs, tokenisers, names."""
+    if cfg.task == "classify":
+        if cfg.data or cfg.dataset == "csv":
+            if not cfg.data:
+                raise UserError("--dataset csv needs --data FILE.csv")
+            rows, names = read_labelled_csv(cfg.data)
+            random.Random(cfg.seed).shuffle(rows)
+            n_test = min(cfg.n_test, len(rows) // 5)
+            train, test, name = rows[n_test:], rows[:n_test], "csv"
+        else:
+            train, test = topic_splits(cfg.n_train, cfg.n_test, cfg.seed)
+            names, name = TOPICS, "topics"
+        tok_cls = WordTokenizer if cfg.tokenizer == "word" else CharTokenizer
+        tok = tok_cls.build([t for t, _ in train])
+        return {"train": train, "test": test, "src_tok": tok, "tgt_tok": None,
+                "dataset": name, "classes": names}  # fmt: skip
+    if cfg.data or cfg.dataset == "tatoeba":
+        path = Path(cfg.data) if cfg.data else tatoeba_file(cfg.data_dir, cfg.download)
+        pairs = read_pairs(path, cfg.max_words)
+        random.Random(cfg.seed).shuffle(pairs)
+        test, train = pairs[: cfg.n_test], pairs[cfg.n_test :]
+        name = "tatoeba" if "fra" in path.name else path.name
+    else:
+        train, test = grammar_splits(cfg.n_train, cfg.n_test, cfg.seed)
+        name = "en-fr-grammar"
+    tok_cls = WordTokenizer if cfg.tokenizer == "word" else CharTokenizer
+    build = (lambda t: tok_cls.build(t, min_count=2)) if cfg.tokenizer == "word" else tok_cls.build
+    src_tok, tgt_tok = build([s for s, _ in train]), build([t for _, t in train])
+    return {"train": train, "test": test, "src_tok": src_tok, "tgt_tok": tgt_tok,
+            "dataset": name, "classes": None}  # fmt: skip
+
+
+def encode_examples(pairs, task, max_len):
+    """Token ids, within the model's max_len: src (and tgt = [bos] y [eos]) or labels."""
     src_tok, tgt_tok = task["src_tok"], task["tgt_tok"]
     out = []
-    for x, y in task["train"]:
+    for x, y in pairs:
         src = [BOS] + src_tok.encode(x, strict=False)  # <bos> doubles as <cls>
         if tgt_tok is None:
             out.append((src[:max_len], y))

@@ -4,7 +4,8 @@ Without a cache, step t re-runs the decoder over all t tokens so far: O(t) work 
 O(T^2) per sentence. With the cache (model.Transformer.decode_step) each step feeds only the
 newest token; every decoder layer appends that token's keys/values to its cache, and the
 cross-attention keys/values of the encoder output are projected once (init_caches).
-tests/test_decode.py holds cached == uncached, token for token, for both searches.
+tests/test_decode.py holds cached == uncached, token for token, for every search; sampling
+with a temperature draws from softmax(logits / temperature) (0 = greedy).
 
 Beam search with the length penalty of Wu et al. 2016 (GNMT), https://arxiv.org/abs/1609.08144:
     score(Y) = log p(Y | X) / lp(Y),   lp(Y) = ((5 + |Y|) / 6) ** alpha
@@ -49,15 +50,16 @@ class _Stepper:
 
 
 @torch.no_grad()
-def greedy_decode(model, src, bos: int, eos: int, max_len: int, use_cache: bool = True):
-    """y_t = argmax p(y | y_<t, x) for a batch src (B, S). Returns lists of ids without bos/eos."""
+def _left_to_right(model, src, bos, eos, max_len, use_cache, pick):
+    """y_t = pick(logits of y | y_<t, x) for a batch src (B, S), until every row wrote <eos>.
+    Returns lists of ids without bos/eos."""
     model.eval()
     memory, src_mask = model.encode(src)
     step = _Stepper(model, memory, src_mask, use_cache, [model.config.pad_id, bos])
     ys = torch.full((src.shape[0], 1), bos, dtype=torch.long, device=src.device)  # (B, 1)
     done = torch.zeros(src.shape[0], dtype=torch.bool, device=src.device)
     for _ in range(max_len):
-        nxt = step.logits(ys).argmax(-1)  # (B,)
+        nxt = pick(step.logits(ys))  # (B,)
         ys = torch.cat([ys, nxt[:, None]], dim=1)  # (B, t + 1)
         done |= nxt == eos
         if done.all():
@@ -66,6 +68,24 @@ def greedy_decode(model, src, bos: int, eos: int, max_len: int, use_cache: bool 
     for row in ys[:, 1:].tolist():
         out.append(row[: row.index(eos)] if eos in row else row)
     return out
+
+
+def greedy_decode(model, src, bos: int, eos: int, max_len: int, use_cache: bool = True):
+    """y_t = argmax p(y | y_<t, x): the most likely next token, every step."""
+    return _left_to_right(model, src, bos, eos, max_len, use_cache, lambda z: z.argmax(-1))
+
+
+def sample_decode(model, src, bos, eos, max_len, temperature, generator=None, use_cache=True):
+    """y_t ~ softmax(logits / temperature): 0 is greedy, 1 the model's own distribution,
+    higher flatter. generator (a torch.Generator) makes the draw reproducible."""
+    if temperature == 0:
+        return greedy_decode(model, src, bos, eos, max_len, use_cache)
+
+    def draw(logits):  # (B, V)
+        probs = torch.softmax(logits.double() / temperature, dim=-1)
+        return torch.multinomial(probs, 1, generator=generator)[:, 0]
+
+    return _left_to_right(model, src, bos, eos, max_len, use_cache, draw)
 
 
 def length_penalty(length: int, alpha: float) -> float:

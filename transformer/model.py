@@ -33,7 +33,7 @@ def sinusoidal_table(max_len: int, d_model: int) -> torch.Tensor:
     table = torch.zeros(max_len, d_model, dtype=torch.float64)
     table[:, 0::2] = torch.sin(pos * inv_freq)  # (L, D/2)
     table[:, 1::2] = torch.cos(pos * inv_freq)[:, : d_model // 2]
-    return table.float()
+    return table.to(torch.get_default_dtype())  # float32 unless a test asks for float64
 
 
 class PositionalEncoding(nn.Module):
@@ -230,8 +230,7 @@ class TransformerConfig:
     tgt_vocab: int = 64
     d_model: int = 64
     n_head: int = 4
-    n_enc_layers: int = 2
-    n_dec_layers: int = 2
+    n_layer: int = 2  # layers in the encoder and in the decoder, each (the paper: 6)
     d_ff: int = 256
     dropout: float = 0.0
     max_len: int = 128
@@ -249,7 +248,7 @@ class Encoder(nn.Module):
         self.embed = nn.Embedding(c.src_vocab, c.d_model)
         self.pos = PositionalEncoding(c.d_model, c.max_len, c.dropout, c.learned_pos)
         args = (c.d_model, c.n_head, c.d_ff, c.dropout, c.pre_norm)
-        self.layers = nn.ModuleList(EncoderLayer(*args) for _ in range(c.n_enc_layers))
+        self.layers = nn.ModuleList(EncoderLayer(*args) for _ in range(c.n_layer))
         self.final_norm = LayerNorm(c.d_model) if c.pre_norm else nn.Identity()
         self.scale = math.sqrt(c.d_model)
 
@@ -266,7 +265,7 @@ class Decoder(nn.Module):
         self.embed = nn.Embedding(c.tgt_vocab, c.d_model)
         self.pos = PositionalEncoding(c.d_model, c.max_len, c.dropout, c.learned_pos)
         args = (c.d_model, c.n_head, c.d_ff, c.dropout, c.pre_norm)
-        self.layers = nn.ModuleList(DecoderLayer(*args) for _ in range(c.n_dec_layers))
+        self.layers = nn.ModuleList(DecoderLayer(*args) for _ in range(c.n_layer))
         self.final_norm = LayerNorm(c.d_model) if c.pre_norm else nn.Identity()
         self.scale = math.sqrt(c.d_model)
 

@@ -52,8 +52,11 @@ def _grid(weights, rows, cols, xlabels, ylabels, titles, path, suptitle):
     import matplotlib.pyplot as plt
 
     n = len(weights)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
-    small = 6 if max(len(xlabels), len(ylabels)) > 30 else 7
+    # each tick label gets at least 0.11 inch, so 45 target characters never overlap
+    panel_w = max(3.2, 0.11 * len(xlabels) + 0.9)
+    panel_h = max(3.2, 0.11 * len(ylabels) + 0.9)
+    fig, axes = plt.subplots(rows, cols, figsize=(panel_w * cols, panel_h * rows), squeeze=False)
+    small = 7
     for ax, w, title in zip(axes.flat, weights, titles):
         ax.imshow(w.numpy(), cmap="viridis", vmin=0, vmax=1, aspect="auto")
         ax.set_xticks(range(len(xlabels)), xlabels, fontsize=small)
@@ -62,9 +65,8 @@ def _grid(weights, rows, cols, xlabels, ylabels, titles, path, suptitle):
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     fig.suptitle(suptitle, fontsize=10)
-    top = 0.86 if rows > 1 else 0.74  # room for the two-line title
-    fig.subplots_adjust(left=0.05, right=0.98, bottom=0.08, top=top, wspace=0.35, hspace=0.45)
-    fig.savefig(path, dpi=90)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / (panel_h * rows)))  # room for the two-line title
+    fig.savefig(path, dpi=80)
     plt.close(fig)
 
 
@@ -83,24 +85,3 @@ def save_attention_maps(model, src_tok, tgt_tok, sentence, out_dir, device="cpu"
     _grid(weights, len(cross), h, src_l, tgt_l, titles, p2,
           f"cross-attention: rows = target (input side), columns = source\n{sentence!r} -> {text!r}")  # fmt: skip
     return p1, p2
-
-
-def plot_history(history, path, metric):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
-    ax[0].plot(history["step"], history["loss"], lw=0.8)
-    ax[0].set(xlabel="step", ylabel="label-smoothed loss", yscale="log", title="training loss")
-    ax[1].plot(history["eval_step"], history["eval"], "o-")
-    ax[1].set(
-        xlabel="step",
-        ylabel=metric.replace("test_", ""),
-        title="held-out (200 examples)",
-        ylim=(0, 1.02),
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

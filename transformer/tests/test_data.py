@@ -5,6 +5,7 @@ import zipfile
 
 import data as D
 import pytest
+from harness import UserError
 
 
 def test_grammar_examples_by_hand():
@@ -54,8 +55,11 @@ def test_tokenizers_round_trip_and_unknowns():
     assert D.UNK in tok.encode("xyz", strict=False)
     again = D.CharTokenizer.from_dict(tok.to_dict())
     assert again.itos == tok.itos
-    words = D.WordTokenizer.build(["Je t'aime.", "je vois"])
-    assert words.split("Je t'aime.") == ["je", "t'", "aime", "."]
+    words = D.WordTokenizer.build(["Je t'aime.", "je vois", "Va-t'en !", "C’est ça."])
+    assert words.split("Je t'aime.") == ["Je", "t'", "aime", "."]  # case kept
+    assert words.split("Va-t'en !") == ["Va-t'", "en", "!"]  # a hyphenated word stays whole
+    assert words.decode(words.encode("Je t'aime.")) == "Je t'aime ."  # the apostrophe glues
+    assert words.decode(words.encode("C’est ça.")) == "C’est ça ."
     assert words.decode(words.encode("je vois.")) == "je vois ."
 
 
@@ -67,8 +71,26 @@ def test_read_pairs_zip_and_filter(tmp_path):
         f.writestr("_about.txt", "credits")
     assert D.read_pairs(z, max_words=5) == [("Go.", "Va !"), ("Hi.", "Salut !")]
     (tmp_path / "bad.txt").write_text("no tabs here\n")
-    with pytest.raises(ValueError):
+    with pytest.raises(UserError, match="no tab-separated"):
         D.read_pairs(tmp_path / "bad.txt")
+    (tmp_path / "broken.zip").write_bytes(b"PK not really")
+    with pytest.raises(UserError, match="cannot read"):
+        D.read_pairs(tmp_path / "broken.zip")
+
+
+@pytest.mark.parametrize("layout", ["fra-eng.zip", "text/fra-eng.zip", "fra.txt"])
+def test_tatoeba_is_found_in_the_download_layouts(tmp_path, layout):
+    path = tmp_path / layout
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if layout.endswith(".zip"):
+        with zipfile.ZipFile(path, "w") as f:
+            f.writestr("fra.txt", "Go.\tVa !\tCC-BY\n")
+    else:
+        path.write_text("Go.\tVa !\n")
+    assert D.tatoeba_file(tmp_path, download=False) == path
+    assert D.read_pairs(path) == [("Go.", "Va !")]
+    with pytest.raises(UserError, match="add --download"):
+        D.tatoeba_file(tmp_path / "empty", download=False)
 
 
 def test_read_labelled_csv(tmp_path):
@@ -77,7 +99,7 @@ def test_read_labelled_csv(tmp_path):
     rows, names = D.read_labelled_csv(p)
     assert names == ["sport", "tech"] and rows == [("a goal, a match", 0), ("new chip", 1)]
     p.write_text("x,y\n1,2\n")
-    with pytest.raises(ValueError, match="text"):
+    with pytest.raises(UserError, match="text"):
         D.read_labelled_csv(p)
 
 

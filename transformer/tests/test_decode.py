@@ -1,8 +1,9 @@
-"""Masks keep information where it belongs; cached decoding equals uncached, token for token."""
+"""Masks keep information where it belongs; cached decoding equals uncached, token for token;
+sampling with a temperature draws from softmax(logits / temperature)."""
 
 import pytest
 import torch
-from decode import beam_search, greedy_decode
+from decode import beam_search, greedy_decode, sample_decode
 from model import Transformer, TransformerConfig, padding_mask
 
 BOS, EOS, PAD = 1, 2, 0
@@ -125,3 +126,31 @@ def test_options_tied_embeddings_learned_positions_and_cls_pooling():
     y = x.clone()
     y[0, 2] = 9
     assert not torch.allclose(clf(x)[0], clf(y)[0])
+
+
+def test_sampling_cached_equals_uncached_and_zero_temperature_is_greedy():
+    model = tiny_model()
+    src = torch.tensor([[1, 5, 6, 7, 8, 0], [1, 9, 10, 4, 0, 0]])
+    draw = lambda cache: sample_decode(
+        model, src, BOS, EOS, 20, 1.3, torch.Generator().manual_seed(7), cache
+    )
+    assert draw(True) == draw(False)
+    assert sample_decode(model, src, BOS, EOS, 20, 0.0) == greedy_decode(model, src, BOS, EOS, 20)
+    assert sample_decode(model, src, BOS, EOS, 20, 1e-4) == greedy_decode(model, src, BOS, EOS, 20)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0])
+def test_sampling_follows_the_tempered_distribution(temperature):
+    """First tokens of 4000 draws from a table: frequencies ~ p^(1/T) / Z, within 4 sigma."""
+    from test_beam import A, B, C, TableModel
+
+    p = {EOS: 0.1, A: 0.6, B: 0.25, C: 0.05}
+    model = TableModel({(): p}, default=lambda prefix: {EOS: 1.0})
+    n = 4000
+    out = sample_decode(model, torch.zeros(n, 3, dtype=torch.long), BOS, EOS, 3, temperature,
+                        torch.Generator().manual_seed(0), use_cache=False)  # fmt: skip
+    z = sum(q ** (1 / temperature) for q in p.values())
+    for tok, q in p.items():
+        want = q ** (1 / temperature) / z
+        got = sum((o[:1] or [EOS]) == [tok] for o in out) / n
+        assert abs(got - want) < 4 * (want * (1 - want) / n) ** 0.5, (tok, got, want)

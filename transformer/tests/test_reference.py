@@ -1,7 +1,10 @@
 """Hand-written layers vs the torch modules that do the same job, float64, outputs AND gradients.
 
 Oracles: F.scaled_dot_product_attention, nn.MultiheadAttention, nn.LayerNorm,
-nn.TransformerEncoderLayer, nn.TransformerDecoderLayer (relu, dropout 0, batch_first).
+nn.TransformerEncoderLayer, nn.TransformerDecoderLayer (relu, dropout 0, batch_first), and the
+whole model: nn.Embedding x sqrt(d_model) + the sinusoidal table written from the formula, then
+nn.TransformerEncoder / nn.TransformerDecoder (with their final LayerNorm when pre-norm) and a
+linear output layer, against model.Transformer: logits and every parameter gradient.
 """
 
 import math
@@ -14,6 +17,8 @@ from model import (
     EncoderLayer,
     LayerNorm,
     MultiHeadAttention,
+    Transformer,
+    TransformerConfig,
     causal_mask,
     scaled_dot_product_attention,
     sinusoidal_table,
@@ -47,22 +52,33 @@ def _copy_mha(ours: MultiHeadAttention, ref: nn.MultiheadAttention):
         ref.out_proj.bias.copy_(ours.w_o.bias)
 
 
-def _ref_grads(ours: nn.Module) -> dict:
-    """Our parameter gradients under the torch module's names: W_q, W_k, W_v (and their biases)
-    concatenated into in_proj_*, w_o -> out_proj, ff.linear* -> linear*, cross_attn ->
-    multihead_attn; so every parameter of both modules is compared, biases included."""
-    grads = {}
-    for name, p in ours.named_parameters():
-        name = name.replace("ff.", "").replace("cross_attn.", "multihead_attn.")
-        name = name.replace("w_o.", "out_proj.")
+def _torch_name(name: str) -> str:
+    """Our parameter name -> the torch module's: ff.linear* -> linear*, cross_attn ->
+    multihead_attn, w_o -> out_proj, embeddings and final norms by their torch names."""
+    name = name.replace("ff.", "").replace("cross_attn.", "multihead_attn.")
+    name = name.replace("w_o.", "out_proj.").replace("final_norm.", "norm.")
+    return name.replace("encoder.embed.", "src_embed.").replace("decoder.embed.", "tgt_embed.")
+
+
+def _as_torch(named) -> dict:
+    """{torch name: tensor} from our (name, tensor) pairs; W_q, W_k, W_v (and their biases)
+    are concatenated into in_proj_*, in that order, as nn.MultiheadAttention packs them."""
+    out = {}
+    for name, t in named:
+        name = _torch_name(name)
         for w in ("w_q", "w_k", "w_v"):
             if f"{w}." in name:
                 prefix, kind = name.split(f"{w}.")
-                grads.setdefault(f"{prefix}in_proj_{kind}", []).append(p.grad)
+                out.setdefault(f"{prefix}in_proj_{kind}", []).append(t)
                 break
         else:
-            grads[name] = p.grad
-    return {k: torch.cat(v) if isinstance(v, list) else v for k, v in grads.items()}
+            out[name] = t
+    return {k: torch.cat(v) if isinstance(v, list) else v for k, v in out.items()}
+
+
+def _ref_grads(ours: nn.Module) -> dict:
+    """Every parameter gradient of ours (biases included) under the torch module's names."""
+    return _as_torch((n, p.grad) for n, p in ours.named_parameters())
 
 
 def _check_vs_ref(ours, ref, out, out_ref, inputs, tol):
@@ -177,3 +193,64 @@ def test_decoder_layer_vs_torch(pre_norm):
     out = ours(y, memory, keep[:, None, None, :], causal_mask(5))
     out_ref = ref(y, memory, tgt_mask=~causal_mask(5), memory_key_padding_mask=~keep)
     _check_vs_ref(ours, ref, out, out_ref, (y, memory), tol=1e-10)
+
+
+class TorchTransformer(nn.Module):
+    """The oracle: torch's stacks inside embeddings and an output layer built here."""
+
+    def __init__(self, c: TransformerConfig):
+        super().__init__()
+        D = c.d_model
+        self.src_embed = nn.Embedding(c.src_vocab, D)
+        self.tgt_embed = nn.Embedding(c.tgt_vocab, D)
+        kw = dict(dropout=0.0, activation="relu", batch_first=True, norm_first=c.pre_norm)
+        enc = nn.TransformerEncoderLayer(D, c.n_head, c.d_ff, **kw)
+        dec = nn.TransformerDecoderLayer(D, c.n_head, c.d_ff, **kw)
+        final = (lambda: nn.LayerNorm(D)) if c.pre_norm else (lambda: None)  # Xiong et al.
+        self.encoder = nn.TransformerEncoder(enc, c.n_layer, final(), enable_nested_tensor=False)
+        self.decoder = nn.TransformerDecoder(dec, c.n_layer, final())
+        self.out_proj = nn.Linear(D, c.tgt_vocab, bias=False)
+        pos = torch.arange(c.max_len, dtype=torch.float64)[:, None]
+        i = torch.arange(D, dtype=torch.float64)[None, :]
+        angle = pos / 10000 ** ((i - i % 2) / D)  # PE(pos, 2i) = sin, PE(pos, 2i + 1) = cos
+        self.pe = torch.where(i % 2 == 0, torch.sin(angle), torch.cos(angle))  # (L, D)
+        self.scale = math.sqrt(D)  # embeddings times sqrt(d_model), section 3.4
+
+    def forward(self, src, tgt, pad=0):
+        S, T = src.shape[1], tgt.shape[1]
+        x = self.src_embed(src) * self.scale + self.pe[:S]
+        memory = self.encoder(x, src_key_padding_mask=src == pad)  # torch: True = ignore
+        y = self.tgt_embed(tgt) * self.scale + self.pe[:T]
+        future = torch.ones(T, T, dtype=torch.bool).triu(1)
+        h = self.decoder(y, memory, tgt_mask=future, tgt_key_padding_mask=tgt == pad,
+                         memory_key_padding_mask=src == pad)  # fmt: skip
+        return self.out_proj(h)
+
+
+@pytest.mark.parametrize("pre_norm", [False, True])
+def test_whole_model_vs_torch_transformer(pre_norm):
+    cfg = TransformerConfig(src_vocab=11, tgt_vocab=13, d_model=D_MODEL, n_head=N_HEAD,
+                            n_layer=2, d_ff=D_FF, max_len=20, pre_norm=pre_norm)  # fmt: skip
+    torch.set_default_dtype(torch.float64)  # the sinusoid table too is built in float64
+    try:
+        ours = Transformer(cfg)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    with torch.no_grad():  # LayerNorm gamma = 1, beta = 0 would hide a missing or swapped norm
+        for name, p in ours.named_parameters():
+            if "norm" in name:
+                p.normal_()
+    ref = TorchTransformer(cfg).double()
+    ref.load_state_dict(_as_torch((n, p.detach()) for n, p in ours.named_parameters()))
+    src = torch.tensor([[1, 5, 6, 7, 8, 9, 4], [1, 9, 10, 4, 0, 0, 0]])  # (B, S), padded
+    tgt = torch.tensor([[1, 4, 5, 6, 7, 12], [1, 7, 8, 0, 0, 0]])  # (B, T), padded
+    out, out_ref = ours(src, tgt), ref(src, tgt)  # (B, T, V) logits
+    torch.testing.assert_close(out, out_ref, rtol=1e-10, atol=1e-10)
+    g = torch.randn_like(out)
+    (out * g).sum().backward()
+    (out_ref * g).sum().backward()
+    ours_grads, ref_grads = _ref_grads(ours), {n: p.grad for n, p in ref.named_parameters()}
+    assert ours_grads.keys() == ref_grads.keys()
+    assert any("norm." in k and k.startswith("decoder.norm") for k in ref_grads) == pre_norm
+    for name in ref_grads:
+        torch.testing.assert_close(ours_grads[name], ref_grads[name], rtol=1e-10, atol=1e-10)
