@@ -67,10 +67,10 @@ class TrainConfig:
     dataset: str = "digits"
     data_dir: str = "data"
     download: bool = False
-    ae_steps: int = 800
+    ae_steps: int = 500
     ae_lr: float = 1e-3
     kl_weight: float = 1e-6
-    steps: int = 2000
+    steps: int = 1000
     batch_size: int = 64
     lr: float = 5e-4
     warmup_steps: int = 100

@@ -62,8 +62,11 @@ def test_diffusion_resume_and_extension_equal_an_uninterrupted_run(tmp_path):
 
 
 def test_a_tiny_diffusion_run_learns_to_predict_the_noise(tmp_path):
-    """Gate: after 150 steps the EMA model's validation eps-MSE is below 0.75 (untrained: >= 1)."""
-    config = replace(TINY, steps=150, eval_every=150, batch_size=32, lr=2e-3, out_dir=str(tmp_path))
+    """Gate: 80 steps bring the EMA model's validation eps-MSE below 0.75.
+
+    Measured: 0.44 after 80 steps; the same run with lr 0 (an untrained model) gives 1.09.
+    """
+    config = replace(TINY, steps=80, eval_every=80, batch_size=16, lr=2e-3, out_dir=str(tmp_path))
     ae, scale = untrained_autoencoder()
     torch.manual_seed(0)
     _, history = train_diffusion(config, DATA, torch.device("cpu"), tmp_path, ae, scale)
