@@ -28,6 +28,8 @@ PROJECTS = [
     "backprop",
     "lenet",
     "alexnet",
+    "resnet",
+    "detection",
     "distillation",
     "rnn",
     "transformer",
