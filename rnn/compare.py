@@ -51,6 +51,9 @@ def main(argv=None):
     p.add_argument("--seq-len", type=int, default=d.seq_len, help="truncated-BPTT length T")
     p.add_argument("--eval-every", type=int, default=100, help="steps between val losses")
     p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
+    p.add_argument(
+        "--schedule", default=d.schedule, choices=["constant", "cosine"], help="lr schedule"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of every run")
     p.add_argument("--out-dir", default="runs/compare", help="one run folder per cell, table")
     p.add_argument("--figure", default="figures/compare.png", help="validation-loss PNG")
@@ -83,7 +86,7 @@ def main(argv=None):
         rows.append((cell, H, m["n_params"], m["best_val_loss"], m["value"], m["ms_per_step"]))
     name = Path(args.data).name if args.data else args.dataset
     table = [
-        f"{name}, {args.steps} steps of batch {args.batch_size} x {args.seq_len}, Adam lr {args.lr}:",
+        f"{name}, {args.steps} steps of batch {args.batch_size} x {args.seq_len}, Adam lr {args.lr} ({args.schedule}):",
         "",
         "| cell | hidden | parameters | best val loss | final val loss | ms/step |",
         "|---|---|---|---|---|---|",
