@@ -9,6 +9,13 @@ FLOPs are counted by torch.utils.flop_counter (matmuls and convolutions); second
 median of --repeats guided steps (a batch of 2 x --batch-size, as classifier-free guidance
 needs), in this process, one after the other. The decoder runs once per image, not per step:
 its cost is printed beside.
+
+    python bench.py --released --steps 2     # SD v1's full-size U-Net at 512x512, ours vs diffusers
+
+--released: seconds per guided denoising step (a batch of 2 latents of 4x64x64 and 77 CLIP
+states) of diffusers' UNet2DConditionModel and of sd_unet.SDUNet holding the very same
+tensors (random weights, SD v1's config; about 3.4 GB in float32), interleaved, median of
+--steps after one warm-up each; ours twice: the hand-written attention and --fast's fused one.
 """
 
 import argparse
@@ -17,7 +24,7 @@ import time
 
 import torch
 from autoencoder import Autoencoder, AutoencoderConfig
-from model import UNet, UNetConfig
+from model import Attention, UNet, UNetConfig
 from torch.utils.flop_counter import FlopCounterMode
 
 
@@ -37,6 +44,63 @@ def seconds(fn, repeats):
     return statistics.median(times)
 
 
+def released(args):
+    """Ours vs diffusers on the same full-size SD v1 U-Net weights, one process, interleaved."""
+    from convert import SD_V1_UNET, load_into, unet_config, unet_to_ours
+    from diffusers import UNet2DConditionModel
+    from sd_unet import SDUNet
+
+    config = dict(SD_V1_UNET)
+    if args.smoke:  # the same blocks at a toy width: checks the command runs
+        config.update(
+            block_out_channels=[32, 32, 64, 64], norm_num_groups=8, cross_attention_dim=32
+        )
+    with torch.device("meta"):
+        ref = UNet2DConditionModel(**config)
+        ours = SDUNet(unet_config(config))
+    ref = ref.to_empty(device="cpu").eval()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # random weights at a sane scale (no random init of 860M numbers)
+        for name, p in ref.named_parameters():
+            if p.dim() > 1:
+                p.copy_(torch.randn(p.shape, generator=g) / p[0].numel() ** 0.5)
+            else:
+                p.fill_(1.0 if "norm" in name and name.endswith("weight") else 0.0)
+    load_into(ours, unet_to_ours(ref.state_dict()), "bench").eval()  # shares ref's tensors
+    n_params = sum(p.numel() for p in ours.parameters())
+    side = args.image_size // 8
+    z = torch.randn(2, 4, side, side, generator=g)
+    t = torch.full((2,), 981)
+    context = torch.randn(2, 77, config["cross_attention_dim"], generator=g)
+
+    def ours_step(fast):
+        Attention.fast = fast
+        return ours(z, t, context)
+
+    runs = {
+        "diffusers": lambda: ref(z, t, encoder_hidden_states=context).sample,
+        "ours": lambda: ours_step(False),
+        "ours --fast": lambda: ours_step(True),
+    }
+    times = {name: [] for name in runs}
+    with torch.no_grad():
+        outs = {name: fn() for name, fn in runs.items()}  # warm-up, and the same numbers?
+        for _ in range(args.steps):
+            for name, fn in runs.items():
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+    Attention.fast = False
+    diff = max((outs[n] - outs["diffusers"]).abs().max().item() for n in ("ours", "ours --fast"))
+    print(f"SD v1 U-Net, {n_params / 1e6:.1f}M parameters, float32, {args.image_size}x{args.image_size} "
+          f"(latents 4x{side}x{side}), batch 2 (guidance), {args.threads} thread(s), "
+          f"median of {args.steps} step(s); max |ours - diffusers| = {diff:.1e}")  # fmt: skip
+    base = statistics.median(times["diffusers"])
+    for name, ts in times.items():
+        s = statistics.median(ts)
+        print(f"{name:<14}{s:>9.2f} s/step{s / base:>8.2f}x diffusers")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
@@ -48,7 +112,19 @@ def main(argv=None):
     p.add_argument(
         "--smoke", action="store_true", help="one repeat of a batch of 2: checks it runs"
     )
+    p.add_argument(
+        "--released", action="store_true", help="SD v1's U-Net: ours vs diffusers (see above)"
+    )
+    p.add_argument("--steps", type=int, default=2, help="--released: timed steps per model")
     args = p.parse_args(argv)
+    if args.released:
+        if args.image_size == 16:
+            args.image_size = 64 if args.smoke else 512
+        if args.image_size % 64 or args.steps < 1:
+            p.error("--released needs --image-size a multiple of 64 and --steps >= 1")
+        torch.set_num_threads(args.threads)
+        args.steps = 1 if args.smoke else args.steps
+        return released(args)
     if args.smoke:
         args.repeats, args.batch_size = 1, 1
     if args.image_size % 4 or args.image_size < 8 or args.repeats < 1 or args.batch_size < 1:

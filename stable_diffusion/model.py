@@ -16,6 +16,10 @@ text through cross-attention. The blocks and their names follow the released SD 
 
 tests/test_model.py holds each piece against its library twin in float64 (nn.LayerNorm,
 nn.GroupNorm, nn.MultiheadAttention with kdim/vdim, diffusers' BasicTransformerBlock).
+
+The same blocks, at full size, are the released SD v1 (sd_unet.py, sd_autoencoder.py, clip.py):
+the options they take for it (causal attention, linear projections, flip_sin_to_cos, a
+ResBlock without time) default to what the toy uses, so the toy's training is unchanged.
 """
 
 import math
@@ -65,13 +69,20 @@ class Attention(nn.Module):
 
     Q = x W_q (queries from the image), K = c W_k, V = c W_v (keys and values from the text
     tokens c), out = softmax(Q K^T / sqrt(d_head) + mask) V W_o, per head.
+
+    causal=True masks every key after the query (CLIP's text encoder: token i sees tokens <= i).
+    fast=True computes the same softmax(Q K^T / sqrt(d) + mask) V with torch's fused kernel
+    (F.scaled_dot_product_attention, never materialising the (N, M) scores): an opt-in speed
+    path, off by default, held equal to the hand-written one in tests/test_released.py.
     """
 
-    def __init__(self, dim, n_head, context_dim=None, bias=False):
+    fast = False  # class-wide switch: Attention.fast = True (bench.py --fast, inference.py --fast)
+
+    def __init__(self, dim, n_head, context_dim=None, bias=False, causal=False):
         super().__init__()
         assert dim % n_head == 0, f"dim {dim} does not split into {n_head} heads"
         context_dim = context_dim or dim
-        self.n_head = n_head
+        self.n_head, self.causal = n_head, causal
         self.to_q = nn.Linear(dim, dim, bias=bias)
         self.to_k = nn.Linear(context_dim, dim, bias=bias)
         self.to_v = nn.Linear(context_dim, dim, bias=bias)
@@ -87,9 +98,19 @@ class Attention(nn.Module):
         q = self.to_q(x).view(B, N, h, d).transpose(1, 2)  # (B, h, N, d)
         k = self.to_k(context).view(B, M, h, d).transpose(1, 2)  # (B, h, M, d)
         v = self.to_v(context).view(B, M, h, d).transpose(1, 2)  # (B, h, M, d)
+        if self.fast and not self.keep_weights:
+            keep = None if key_padding_mask is None else ~key_padding_mask[:, None, None, :]
+            if self.causal and keep is not None:
+                keep = keep & torch.ones(N, M, dtype=torch.bool, device=x.device).tril()
+            causal = self.causal and key_padding_mask is None
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, is_causal=causal)
+            return self.to_out(out.transpose(1, 2).reshape(B, N, C))
         scores = q @ k.transpose(-2, -1) / math.sqrt(d)  # (B, h, N, M)
         if key_padding_mask is not None:  # (B, M), True where the token is padding
             scores = scores.masked_fill(key_padding_mask[:, None, None, :], float("-inf"))
+        if self.causal:  # key j > query i is the future
+            future = torch.ones(N, M, dtype=torch.bool, device=x.device).triu(1)
+            scores = scores.masked_fill(future, float("-inf"))
         weights = scores.softmax(-1)
         if self.keep_weights:
             self.last_weights = weights.detach()
@@ -126,45 +147,70 @@ class TransformerBlock(nn.Module):
 
 
 class SpatialTransformer(nn.Module):
-    """A feature map as a sequence: (B, C, H, W) -> (B, H*W, C) -> TransformerBlock -> back."""
+    """A feature map as a sequence: (B, C, H, W) -> (B, H*W, C) -> TransformerBlock -> back.
 
-    def __init__(self, channels, n_head, context_dim, groups):
+    linear_proj: proj_in/proj_out as nn.Linear on the sequence (SD 2's use_linear_projection)
+    instead of 1x1 convolutions on the map (SD v1): the same per-position matrix, other layout.
+    """
+
+    def __init__(self, channels, n_head, context_dim, groups, linear_proj=False):
         super().__init__()
+        self.linear_proj = linear_proj
+        proj = nn.Linear if linear_proj else lambda c_in, c_out: nn.Conv2d(c_in, c_out, 1)
         self.norm = GroupNorm(groups, channels, eps=1e-6)
-        self.proj_in = nn.Conv2d(channels, channels, 1)
+        self.proj_in = proj(channels, channels)
         self.block = TransformerBlock(channels, n_head, context_dim)
-        self.proj_out = nn.Conv2d(channels, channels, 1)
+        self.proj_out = proj(channels, channels)
 
     def forward(self, x, context, key_padding_mask=None):
         B, C, H, W = x.shape
-        h = self.proj_in(self.norm(x))
+        h = self.norm(x)
+        if not self.linear_proj:
+            h = self.proj_in(h)
         h = h.flatten(2).transpose(1, 2)  # (B, H*W, C)
+        if self.linear_proj:
+            h = self.proj_in(h)
         h = self.block(h, context, key_padding_mask)
+        if self.linear_proj:
+            h = self.proj_out(h)
         h = h.transpose(1, 2).reshape(B, C, H, W)
-        return x + self.proj_out(h)
+        return x + (h if self.linear_proj else self.proj_out(h))
 
 
-def timestep_embedding(t, dim, max_period=10000):
-    """[cos(t w_i), sin(t w_i)], w_i = max_period^(-i / (dim/2)): SD's flip_sin_to_cos order."""
+def timestep_embedding(
+    t, dim, max_period=10000, flip_sin_to_cos=True, freq_shift=0, dtype=torch.float64
+):
+    """[cos(t w_i), sin(t w_i)], w_i = max_period^(-i / (dim/2 - freq_shift)): SD's order.
+
+    flip_sin_to_cos=False gives [sin, cos] instead. dtype: the precision of the arguments t w_i
+    (float64 here; the released SD U-Net, as diffusers runs it, computes them in float32).
+    """
     half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float64) / half)
-    args = t.double()[:, None] * freqs.to(t.device)[None]  # (B, dim/2)
-    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+    exponent = -math.log(max_period) * torch.arange(half, dtype=dtype, device=t.device)
+    args = t.to(dtype)[:, None] * torch.exp(exponent / (half - freq_shift))[None]  # (B, dim/2)
+    cos, sin = torch.cos(args), torch.sin(args)
+    return torch.cat([cos, sin] if flip_sin_to_cos else [sin, cos], dim=-1)
 
 
 class ResBlock(nn.Module):
-    """h = conv(SiLU(GN(x))) + W t_emb; out = skip(x) + conv(SiLU(GN(h)))."""
+    """h = conv(SiLU(GN(x))) + W t_emb; out = skip(x) + conv(SiLU(GN(h))).
 
-    def __init__(self, c_in, c_out, t_dim, groups):
+    t_dim=None: no time input (the autoencoder's blocks, sd_autoencoder.py).
+    """
+
+    def __init__(self, c_in, c_out, t_dim, groups, eps=1e-5):
         super().__init__()
-        self.norm1, self.conv1 = GroupNorm(groups, c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
-        self.time = nn.Linear(t_dim, c_out)
-        self.norm2, self.conv2 = GroupNorm(groups, c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.norm1 = GroupNorm(groups, c_in, eps)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.time = nn.Linear(t_dim, c_out) if t_dim else None
+        self.norm2 = GroupNorm(groups, c_out, eps)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
         self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
-    def forward(self, x, t_emb):
+    def forward(self, x, t_emb=None):
         h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.time(F.silu(t_emb))[:, :, None, None]
+        if self.time is not None:
+            h = h + self.time(F.silu(t_emb))[:, :, None, None]
         h = self.conv2(F.silu(self.norm2(h)))
         return self.skip(x) + h
 

@@ -62,6 +62,39 @@ class Pipeline:
         return (images, path) if keep else images
 
 
+@dataclass
+class ReleasedPipeline:
+    """SD v1 with the released weights (convert.load_released), in this folder's classes:
+    sd_unet.SDUNet, sd_autoencoder.AutoencoderKL, text.TextEncoder with clip.py's settings and
+    tokenizer. It samples with the toy's own code (sample.sample_latents: DDIM + guidance)."""
+
+    unet: nn.Module
+    vae: nn.Module
+    text: nn.Module
+    tokenizer: object
+    schedule: Schedule
+
+    def to(self, device):
+        self.unet, self.vae, self.text = (m.to(device) for m in (self.unet, self.vae, self.text))
+        return self
+
+    @torch.no_grad()
+    def generate(
+        self, prompts, *, steps=50, guidance=7.5, image_size=512, generator=None, latents=None,
+        eta=0.0, progress=False,
+    ):  # fmt: skip
+        """prompts -> images (B, 3, image_size, image_size) in [0, 1], float32."""
+        f = 2 ** (len(self.vae.config.channels) - 1)  # the autoencoder's downsampling: 8
+        z = sample_latents(
+            self.unet, self.text, self.tokenizer, self.schedule, prompts, size=image_size // f,
+            steps=steps, guidance=guidance, eta=eta, generator=generator, latents=latents,
+            progress=progress,
+        )  # fmt: skip
+        vae_dtype = next(self.vae.parameters()).dtype
+        x = self.vae.decode(z.to(vae_dtype) / self.vae.config.scale_factor)
+        return (x / 2 + 0.5).clamp(0, 1).float()
+
+
 def load_autoencoder(path, device="cpu"):
     ckpt = load_checkpoint(path, device)
     ae = Autoencoder(AutoencoderConfig(**ckpt["model_config"])).to(device)

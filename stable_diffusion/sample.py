@@ -51,7 +51,8 @@ def guided_eps(unet, z, t, cond, uncond, scale):
     """eps_u + s (eps_c - eps_u), both predictions in one batch of 2B."""
     (c, c_mask), (u, u_mask) = cond, uncond
     tt = torch.full((2 * len(z),), t, device=z.device, dtype=torch.long)
-    eps = unet(torch.cat([z, z]), tt, torch.cat([c, u]), torch.cat([c_mask, u_mask]))
+    mask = None if c_mask is None else torch.cat([c_mask, u_mask])  # SD v1 masks no padding
+    eps = unet(torch.cat([z, z]), tt, torch.cat([c, u]), mask)
     eps_c, eps_u = eps.chunk(2)
     return eps_u + scale * (eps_c - eps_u)
 
@@ -70,21 +71,37 @@ def sample_latents(
     eta=0.0,
     generator=None,
     keep=False,
+    latents=None,
+    progress=False,
 ):
-    """DDIM from z_T ~ N(0, I) to z_0 for each prompt; keep=True also returns every z_t."""
-    device = next(unet.parameters()).device
-    ids, mask = tokenizer.encode(prompts)
-    empty_ids, empty_mask = tokenizer.encode([""] * len(prompts))
-    cond = (text_encoder(ids.to(device), mask.to(device)), mask.to(device))
-    uncond = (text_encoder(empty_ids.to(device), empty_mask.to(device)), empty_mask.to(device))
+    """DDIM from z_T ~ N(0, I) to z_0 for each prompt; keep=True also returns every z_t.
+
+    latents: a given z_T (B, c, size, size) instead of drawing one; progress: a tqdm bar.
+    Works for the toy (word tokenizer, padding mask) and SD v1 (clip.py: no mask, None).
+    """
+    param = next(unet.parameters())
+    device, dtype = param.device, param.dtype
+
+    def encode(batch):
+        ids, mask = tokenizer.encode(batch)
+        mask = None if mask is None else mask.to(device)
+        return text_encoder(ids.to(device), mask).to(dtype), mask
+
+    cond, uncond = encode(prompts), encode([""] * len(prompts))
     c = unet.config.latent_channels
-    z = torch.randn(len(prompts), c, size, size, generator=generator).to(device)  # z_T
+    if latents is None:
+        latents = torch.randn(len(prompts), c, size, size, generator=generator)  # z_T
+    z = latents.to(device, dtype)
     timesteps = schedule.ddim_timesteps(steps)
     ratio = schedule.num_steps // steps
     path = [z]
+    if progress:
+        from tqdm import tqdm
+
+        timesteps = tqdm(timesteps, desc="DDIM", unit="step")
     for t in timesteps:
         eps = guided_eps(unet, z, t, cond, uncond, guidance)
-        noise = torch.randn(z.shape, generator=generator).to(device) if eta > 0 else None
+        noise = torch.randn(z.shape, generator=generator).to(device, dtype) if eta > 0 else None
         z = schedule.ddim_step(eps, t, t - ratio, z, eta, noise)
         if keep:
             path.append(z)

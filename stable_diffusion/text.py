@@ -9,6 +9,10 @@ Every prompt starts with <bos>, so even the empty prompt (the unconditional case
 classifier-free guidance needs) has one token to attend to; the rest is <pad>, masked out.
 
 tests/test_text.py: TextLayer against nn.TransformerEncoderLayer(norm_first=True), float64.
+
+With causal attention, quick-GELU and CLIP's sizes (clip.py:clip_text_config) this same
+TextEncoder is SD v1's frozen CLIP text transformer: tests/test_released.py loads a
+transformers CLIPTextModel into it and gets the same last hidden state.
 """
 
 from dataclasses import dataclass
@@ -61,20 +65,35 @@ class TextConfig:
     d_model: int = 64
     n_head: int = 4
     n_layer: int = 2
+    # The settings that make this same encoder CLIP's (clip.py: SD v1's frozen text encoder):
+    causal: bool = False  # token i attends to tokens <= i only
+    activation: str = "gelu"  # or "quick_gelu": x sigmoid(1.702 x)
+    d_ff: int = 0  # the MLP's hidden width; 0: 4 d_model
+    eps: float = 1e-5  # LayerNorm's eps
+
+
+def quick_gelu(x):
+    """CLIP's cheap GELU: x sigmoid(1.702 x) (Radford et al. 2021, the released code)."""
+    return x * torch.sigmoid(1.702 * x)
+
+
+ACTIVATIONS = {"gelu": F.gelu, "quick_gelu": quick_gelu}
 
 
 class TextLayer(nn.Module):
     """Pre-norm transformer layer: x += SelfAttn(LN(x)); x += W_2 GELU(W_1 LN(x))."""
 
-    def __init__(self, d, n_head):
+    def __init__(self, d, n_head, causal=False, activation="gelu", d_ff=0, eps=1e-5):
         super().__init__()
-        self.norm1, self.attn = LayerNorm(d), Attention(d, n_head, bias=True)
-        self.norm2 = LayerNorm(d)
-        self.linear1, self.linear2 = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+        d_ff = d_ff or 4 * d
+        self.act = ACTIVATIONS[activation]
+        self.norm1, self.attn = LayerNorm(d, eps), Attention(d, n_head, bias=True, causal=causal)
+        self.norm2 = LayerNorm(d, eps)
+        self.linear1, self.linear2 = nn.Linear(d, d_ff), nn.Linear(d_ff, d)
 
     def forward(self, x, key_padding_mask=None):
         x = x + self.attn(self.norm1(x), key_padding_mask=key_padding_mask)
-        return x + self.linear2(F.gelu(self.linear1(self.norm2(x))))
+        return x + self.linear2(self.act(self.linear1(self.norm2(x))))
 
 
 class TextEncoder(nn.Module):
@@ -86,12 +105,14 @@ class TextEncoder(nn.Module):
         self.tok = nn.Embedding(config.vocab_size, config.d_model)
         self.pos = nn.Parameter(torch.zeros(config.context, config.d_model))
         nn.init.normal_(self.pos, std=0.02)
+        c = config
         self.layers = nn.ModuleList(
-            TextLayer(config.d_model, config.n_head) for _ in range(config.n_layer)
+            TextLayer(c.d_model, c.n_head, c.causal, c.activation, c.d_ff, c.eps)
+            for _ in range(c.n_layer)
         )
-        self.norm = LayerNorm(config.d_model)
+        self.norm = LayerNorm(config.d_model, config.eps)
 
-    def forward(self, ids, key_padding_mask):
+    def forward(self, ids, key_padding_mask=None):
         x = self.tok(ids) + self.pos[: ids.shape[1]]  # (B, L, d)
         for layer in self.layers:
             x = layer(x, key_padding_mask)
