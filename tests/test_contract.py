@@ -148,7 +148,11 @@ LESSON_MODULES = ("torchvision.models", "diffusers")
 ALLOWED = {
     ("gpt2", "model.py", "scaled_dot_product_attention"),  # --fused-attention, tested equal
     ("alexnet", "inference.py", "torchvision.models"),  # ImageNet class names from its metadata
-    ("stable_diffusion", "model.py", "scaled_dot_product_attention"),  # Attention(fast=True), tested equal
+    (
+        "stable_diffusion",
+        "model.py",
+        "scaled_dot_product_attention",
+    ),  # Attention(fast=True), tested equal
 }
 
 
