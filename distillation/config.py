@@ -56,7 +56,7 @@ HELP = {
     "teacher_dir": "the teacher's run folder (default: OUT_DIR/teacher); reused when its checkpoint exists",
     "teacher_steps": "steps of a teacher that kd trains itself (0: --steps)",
     "dataset": f"{' | '.join(DATASETS)}",
-    "test_set_only": "mnist/fashion-mnist from the 10,000 test images alone: 7,000/1,000/2,000",
+    "test_set_only": "mnist/fashion-mnist from the 10,000 test images alone: lenet's 8,000 / 2,000 split, the 8,000 as 7,000 train + 1,000 val",
     "max_shift": "augmentation: random shifts of up to this many pixels",
     "steps": "optimizer steps of this run",
     "lr": "Adam learning rate (cosine decay to 0 over --schedule-steps)",

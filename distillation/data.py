@@ -7,7 +7,8 @@
 - mnist / fashion-mnist: IDX files in torchvision's layout (DIR/MNIST/raw/...,
   DIR/FashionMNIST/raw/..., gzip or raw). The official train split minus 5,000 images for
   validation, and the official test split. `test_set_only`: the 10,000 test images alone,
-  split stratified 8,000 / 2,000, the 8,000 then 7,000 train / 1,000 val.
+  split stratified 8,000 / 2,000 (the 2,000 are the very test images of lenet/'s
+  --test-set-only), the 8,000 as 6,999 train / 1,001 val (for the bias fix).
 - augmentation: `random_shift`, every image moved by up to `max_shift` pixels (zero fill),
   drawn from torch's global RNG so that --resume replays it exactly.
 

@@ -8,27 +8,31 @@ Hinton, Vinyals, Dean 2015, https://arxiv.org/abs/1503.02531.
     python experiments.py omit          # Section 3: the student never sees a 3; the bias fix
     python experiments.py lowdata       # the speech result in miniature: few labels, soft targets
     python experiments.py dark          # the teacher's soft targets at T = 1, 4, 20
+    python experiments.py agreement     # seed 0: how closely each student copies the teacher
 
 Every run is train.train() with the flags shown in the table, one teacher per seed (trained
-once under OUT_DIR/teacher_s{seed}/ and reused by every experiment). Tables go to
-OUT_DIR/NAME.md, pictures to OUT_DIR/NAME*.png.
+once under OUT_DIR/teacher_s{seed}/ and reused by every experiment). A run folder that holds
+a finished run of the same flags is read, not retrained, so `--seeds 3` after `--seeds 2`
+trains the third seed only. Tables go to OUT_DIR/NAME.md, pictures to OUT_DIR/NAME*.png.
 """
 
 import argparse
 import contextlib
+import dataclasses
 import io
+import math
 import statistics
 import time
 from pathlib import Path
 
 import harness
 import torch
-from data import load_dataset
+from data import labelled_subset, load_dataset
 from model import Classifier, from_config, softmax_t
 from train import TrainConfig, train
 from visualize import plot_similarity, plot_soft_targets, plot_sweep
 
-EXPERIMENTS = ("headline", "temperature", "omit", "lowdata", "dark")
+EXPERIMENTS = ("headline", "temperature", "omit", "lowdata", "dark", "agreement")
 
 
 def run(args, name, seed, **flags):
@@ -53,12 +57,31 @@ def run(args, name, seed, **flags):
         c.out_dir, c.teacher_dir = c.teacher_dir, ""
         if (Path(c.out_dir) / "metrics.json").exists():  # written when the teacher finished
             return harness_metrics(c.out_dir)
-    with contextlib.redirect_stdout(io.StringIO()):
-        m = train(c)
+    m, note = finished(c), "reused"
+    if m is None:
+        with contextlib.redirect_stdout(io.StringIO()):
+            m, note = train(c), "trained"
     print(
-        f"  {name} seed {seed}: test accuracy {m['value']:.4f} ({m['seconds']:.0f} s)", flush=True
+        f"  {name} seed {seed}: test accuracy {m['value']:.4f} ({m['seconds']:.0f} s, {note})",
+        flush=True,
     )
     return m
+
+
+# flags that change where or how fast a run goes, not what it learns
+NOT_THE_RUN = {"device", "threads", "resume", "out_dir", "data_dir"}
+
+
+def finished(c):
+    """The metrics of a finished run of exactly config c in c.out_dir, or None: add seeds cheaply."""
+    out = Path(c.out_dir)
+    if c.smoke or not (out / "metrics.json").exists() or not (out / harness.CHECKPOINT).exists():
+        return None
+    ckpt = harness.load_checkpoint(out / harness.CHECKPOINT)
+    stored, want = ckpt["train_config"], dataclasses.asdict(c)
+    want["schedule_steps"] = c.schedule_steps or c.steps  # train() stores the resolved horizon
+    same = all(stored.get(k) == v for k, v in want.items() if k not in NOT_THE_RUN)
+    return harness_metrics(out) if same and ckpt["step"] >= c.steps else None
 
 
 def harness_metrics(out_dir):
@@ -231,6 +254,52 @@ def dark(args, out):
             + ", ".join(f"{data['classes'][j]} ({v:.3f})" for v, j in zip(top.values, top.indices))
             + " |"
         )
+    return lines
+
+
+def copying(student_logits, teacher_logits, y):
+    """(agreement, repeated): how often the student's answer is the teacher's, on all images
+    and on the images the teacher gets wrong (where copying the teacher means a wrong answer)."""
+    s, t = student_logits.argmax(1), teacher_logits.argmax(1)
+    wrong = t != y
+    agree = (s == t).float().mean().item()
+    repeated = (s[wrong] == t[wrong]).float().mean().item() if wrong.any() else float("nan")
+    return agree, repeated
+
+
+def load_model(out_dir):
+    ckpt = harness.load_checkpoint(Path(out_dir) / harness.CHECKPOINT)
+    model = Classifier(from_config(ckpt["model_config"])).eval()
+    model.load_state_dict(ckpt["model"])
+    return model
+
+
+def agreement(args, out):
+    """Seed 0 of the headline's CNN rows: does the student copy the teacher, mistakes and all?"""
+    runs = {"alone": ("cnn_alone", dict(role="student")), "+ KD": ("cnn_KD", dict(role="kd"))}
+    metrics = {k: run(args, name, 0, **flags) for k, (name, flags) in runs.items()}
+    root = Path(args.out_dir)
+    data = load_dataset(args.dataset, args.data_dir, False, args.test_set_only)
+    (x_tr, y_tr), (x, y) = data["train"], data["test"]
+    labelled = labelled_subset(y_tr, TrainConfig.label_fraction)  # the students' images
+    with torch.no_grad():
+        teacher = load_model(root / "teacher_s0")
+        t_test, t_labelled = teacher(x), teacher(x_tr[labelled])
+        off = 1 - softmax_t(t_labelled, 4.0)[torch.arange(len(labelled)), y_tr[labelled]]
+        lines = [
+            f"teacher: {(t_test.argmax(1) == y).float().mean().item():.2%} right on the test set, "
+            f"{(t_labelled.argmax(1) == y_tr[labelled]).float().mean().item():.2%} on the "
+            f"{len(labelled):,} labelled training images the students learn from; its T = 4 soft "
+            f"targets put {off.mean().item():.3f} of their mass off the label there",
+            "",
+            "| cnn student (seed 0) | test accuracy | agrees with the teacher | repeats the teacher's test errors |",
+            "|---|---|---|---|",
+        ]
+        for label, (name, _) in runs.items():
+            agree, repeated = copying(load_model(root / f"{name}_s0")(x), t_test, y)
+            m = metrics[label]
+            copied = "no teacher errors" if math.isnan(repeated) else f"{repeated:.2%}"
+            lines.append(f"| {label} | {m['value']:.2%} | {agree:.2%} | {copied} |")
     return lines
 
 

@@ -1,18 +1,22 @@
-"""Benchmark, in one process: ours against Hugging Face's GPT2LMHeadModel, and the KV cache.
+"""Benchmark, in one process: ours against Hugging Face's GPT2LMHeadModel, like with like.
 
-    python bench.py                    # the small config; prints ratios (and --json PATH)
+    python bench.py --threads 1        # two model sizes; prints ratios (and --json PATH)
     python bench.py --smoke            # tiny models, one repetition: seconds
 
-1. forward + backward time per batch, ours (hand-written attention, and the fused flag) over
-   transformers' GPT2LMHeadModel (its default attention) holding the same weights: the ratio
-   ours / HF (aim: <= 1.1);
+1. Four models hold the same weights: ours with the hand-written attention and HF with
+   attn_implementation="eager" (its own hand-written attention), and ours with
+   --fused-attention and HF with "sdpa" (both F.scaled_dot_product_attention). For each pair,
+   at the small CPU configuration and a larger one: a training step (forward, backward,
+   gradient clipping, the AdamW step of train.py) and a forward, as the ratio ours / HF
+   (aim: <= 1.0 for both pairs);
 2. generation of 256 new tokens with and without the KV cache: tokens/s and the speed-up
    (aim: >= 5x);
-3. MFU: training FLOPs/s (model.flops_per_token) over the device's peak (on CPU: the measured
-   float32 matmul rate, see hardware.peak_flops).
+3. MFU of our training step: training FLOPs/s (model.flops_per_token) over the device's peak
+   (on CPU: the measured float32 matmul rate, see hardware.peak_flops).
 
-Timings alternate ours/theirs repetition by repetition and report medians, so a machine whose
-load changes affects both sides alike. Ratios, not absolute times, are the result.
+Repetitions alternate between the four models, the order rotating every round, and report
+medians, so a machine whose load changes affects every side alike. Ratios, not absolute times,
+are the result. (nanoGPT's model class is not compared: it is not installable as a package.)
 """
 
 import argparse
@@ -35,49 +39,92 @@ def _time(device, fn, *args, **kwargs) -> float:
     return time.perf_counter() - t0
 
 
-def bench_train_step(cfg: GPTConfig, batch: int, reps: int, device) -> dict:
-    """Median forward+backward seconds of ours, ours fused, and HF on the same weights."""
+PAIRS = (("ours", "hf_eager"), ("ours_fused", "hf_sdpa"))  # (ours, the HF model it is held to)
+
+
+def build_models(cfg: GPTConfig, device) -> dict:
+    """The four models of PAIRS, every one with the same weights (a random HF init)."""
     import transformers
 
-    hf_cfg = transformers.GPT2Config(
-        n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd, n_positions=cfg.block_size,
-        vocab_size=cfg.vocab_size, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-        bos_token_id=None, eos_token_id=None,
-    )  # fmt: skip
-    hf = transformers.GPT2LMHeadModel(hf_cfg).to(device)
-    ours = GPT(cfg).to(device)
-    fused = GPT(GPTConfig(**{**cfg.to_dict(), "fused_attention": True})).to(device)
-    for m in (ours, fused):
-        m.load_state_dict(hf_to_ours(hf.state_dict()))
+    def hf(impl):
+        hf_cfg = transformers.GPT2Config(
+            n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd, n_positions=cfg.block_size,
+            vocab_size=cfg.vocab_size, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+            bos_token_id=None, eos_token_id=None, attn_implementation=impl,
+        )  # fmt: skip
+        return transformers.GPT2LMHeadModel(hf_cfg)
+
+    models = {"hf_eager": hf("eager"), "hf_sdpa": hf("sdpa")}
+    state = models["hf_eager"].state_dict()
+    models["hf_sdpa"].load_state_dict(state)
+    for name, fused in (("ours", False), ("ours_fused", True)):
+        models[name] = GPT(GPTConfig(**{**cfg.to_dict(), "fused_attention": fused}))
+        models[name].load_state_dict(hf_to_ours(state))
+    assert models["hf_eager"].config._attn_implementation == "eager"
+    assert models["hf_sdpa"].config._attn_implementation == "sdpa"
+    return {k: models[k].to(device) for k in ("ours", "hf_eager", "ours_fused", "hf_sdpa")}
+
+
+def _interleaved(device, fns: dict, reps: int) -> dict:
+    """Median seconds of each fn, alternating between them with a rotating order."""
+    names, times = list(fns), {k: [] for k in fns}
+    for r in range(reps + 1):  # one warm-up round
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            t = _time(device, fns[name])
+            if r >= 1:
+                times[name].append(t)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def bench_pairs(cfg: GPTConfig, batch: int, reps: int, device) -> dict:
+    """Training step and forward seconds of the four models, and the ratio of each pair."""
+    from train import TrainConfig, make_optimizer
+
+    models = build_models(cfg, device)
     idx = torch.randint(0, cfg.vocab_size, (batch, cfg.block_size), device=device)
 
-    def step(model, is_hf):
-        if is_hf:
-            loss = model(idx, labels=idx).loss
-        else:
-            loss = model(idx, idx)[1]
-        loss.backward()
-        model.zero_grad(set_to_none=True)
+    def loss_of(name):
+        m = models[name]
+        return m(idx, labels=idx).loss if name.startswith("hf") else m(idx, idx)[1]
 
-    runs = {"ours": (ours, False), "ours_fused": (fused, False), "hf": (hf, True)}
-    times = {k: [] for k in runs}
-    names = list(runs)
-    for r in range(reps + 2):
-        for name in names[r % 3 :] + names[: r % 3]:  # rotate who goes first
-            t = _time(device, step, *runs[name])
-            if r >= 2:  # two warm-up rounds
-                times[name].append(t)
-    med = {k: statistics.median(v) for k, v in times.items()}
+    def train_step(name, opt):
+        loss_of(name).backward()
+        torch.nn.utils.clip_grad_norm_(models[name].parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    @torch.no_grad()
+    def forward(name):
+        loss_of(name)
+
+    opts = {k: make_optimizer(m, TrainConfig(), device) for k, m in models.items()}
+    train = _interleaved(device, {k: lambda k=k: train_step(k, opts[k]) for k in models}, reps)
+    for m in models.values():
+        m.eval()
+    fwd = _interleaved(device, {k: lambda k=k: forward(k) for k in models}, reps)
     tokens = batch * cfg.block_size
-    flops = ours.flops_per_token(cfg.block_size) * tokens / med["ours"]
+    flops = models["ours"].flops_per_token(cfg.block_size) * tokens / train["ours"]
     peak = peak_flops(device)
-    return {
-        "config": cfg.to_dict(), "batch": batch, "ms_ours": 1e3 * med["ours"],
-        "ms_ours_fused": 1e3 * med["ours_fused"], "ms_hf": 1e3 * med["hf"],
-        "ratio_ours_over_hf": med["ours"] / med["hf"],
-        "ratio_fused_over_hf": med["ours_fused"] / med["hf"],
-        "tokens_per_s": tokens / med["ours"], "flops_per_s": flops, "peak_flops": peak, "mfu": flops / peak,
-    }  # fmt: skip
+    out = {"config": cfg.to_dict(), "batch": batch, "reps": reps}
+    for phase, med in (("train", train), ("forward", fwd)):
+        out |= {f"ms_{phase}_{k}": 1e3 * v for k, v in med.items()}
+        out |= {f"ratio_{phase}_{a}_over_{b}": med[a] / med[b] for a, b in PAIRS}
+    return out | {"tokens_per_s": tokens / train["ours"], "flops_per_s": flops, "peak_flops": peak,
+                  "mfu": flops / peak}  # fmt: skip
+
+
+def print_pairs(name: str, r: dict):
+    c = r["config"]
+    print(f"{name} ({c['n_layer']} layers x {c['n_head']} heads x {c['n_embd']}, context "
+          f"{c['block_size']}, vocabulary {c['vocab_size']}), batch {r['batch']}, median of {r['reps']}:")  # fmt: skip
+    for phase, what in (("train", "training step (fwd + bwd + AdamW)"), ("forward", "forward")):
+        for a, b in PAIRS:
+            ratio = r[f"ratio_{phase}_{a}_over_{b}"]
+            print(f"  {what:34s} {a:10s} {r[f'ms_{phase}_{a}']:8.1f} ms | {b:8s} "
+                  f"{r[f'ms_{phase}_{b}']:8.1f} ms | {a}/{b} {ratio:.2f}x "
+                  f"({'met' if ratio <= 1.0 else 'NOT met'}: aim <= 1.0)")  # fmt: skip
+    print(f"  ours: {r['tokens_per_s']:,.0f} tokens/s training, {r['flops_per_s'] / 1e9:.1f} GFLOP/s "
+          f"of a {r['peak_flops'] / 1e9:.1f} GFLOP/s peak: MFU {100 * r['mfu']:.1f}%")  # fmt: skip
 
 
 def bench_generation(cfg: GPTConfig, new_tokens: int, reps: int, device) -> dict:
@@ -99,41 +146,45 @@ def bench_generation(cfg: GPTConfig, new_tokens: int, reps: int, device) -> dict
 
 
 def run(args):
-    for name in ("vocab_size", "batch_size", "repeats", "max_new_tokens", "gen_repeats"):
+    for name in (
+        "vocab_size",
+        "batch_size",
+        "large_batch_size",
+        "repeats",
+        "max_new_tokens",
+        "gen_repeats",
+    ):
         harness.check(getattr(args, name) >= 1, f"--{name.replace('_', '-')} must be at least 1")
     harness.check(args.threads >= 0, "--threads must be >= 0")
     if args.smoke:  # tiny models, one repetition: checks that the benchmark runs
-        args.preset, args.gen_preset, args.max_new_tokens = "cpu-tiny", "cpu-tiny", 16
-        args.repeats, args.gen_repeats, args.batch_size = 1, 1, 2
+        args.preset, args.large_preset, args.gen_preset = "cpu-tiny", "cpu-tiny", "cpu-tiny"
+        args.repeats, args.gen_repeats, args.batch_size, args.max_new_tokens = 1, 1, 2, 16
     threads = harness.set_threads(args.threads)
     device = harness.pick_device(args.device)
     torch.manual_seed(0)
     print(
         f"device: {device} ({harness.device_name(device)}), {threads} threads, torch {torch.__version__}"
     )
-    cfg = GPTConfig.from_preset(args.preset, vocab_size=args.vocab_size)
+    result = {"device": device.type, "threads": threads, "pairs": {}}
+    sizes = [(args.preset, args.batch_size)]
+    if args.large_preset != "none":
+        sizes.append((args.large_preset, args.large_batch_size))
+    for preset, batch in sizes:
+        cfg = GPTConfig.from_preset(preset, vocab_size=args.vocab_size)
+        result["pairs"][preset] = r = bench_pairs(cfg, batch, args.repeats, device)
+        print_pairs(preset, r)
     gen_cfg = GPTConfig.from_preset(
         args.gen_preset, vocab_size=args.vocab_size, block_size=args.max_new_tokens + 1
     )
-    tr = bench_train_step(cfg, args.batch_size, args.repeats, device)
-    print(
-        f"forward+backward, {args.preset}, batch {args.batch_size} x {cfg.block_size}: "
-        f"ours {tr['ms_ours']:.1f} ms | ours fused {tr['ms_ours_fused']:.1f} ms | "
-        f"HF {tr['ms_hf']:.1f} ms | ours/HF {tr['ratio_ours_over_hf']:.2f}x | "
-        f"fused/HF {tr['ratio_fused_over_hf']:.2f}x"
+    result["generation"] = ge = bench_generation(
+        gen_cfg, args.max_new_tokens, args.gen_repeats, device
     )
-    print(
-        f"  {tr['tokens_per_s']:,.0f} tokens/s, {tr['flops_per_s'] / 1e9:.1f} GFLOP/s of a "
-        f"{tr['peak_flops'] / 1e9:.1f} GFLOP/s peak: MFU {100 * tr['mfu']:.1f}%"
-    )
-    ge = bench_generation(gen_cfg, args.max_new_tokens, args.gen_repeats, device)
     print(
         f"generation, {args.gen_preset}, {args.max_new_tokens} new tokens: "
         f"KV cache {ge['tokens_per_s_cache']:,.0f} tok/s | no cache "
         f"{ge['tokens_per_s_no_cache']:,.0f} tok/s | speed-up {ge['speedup']:.1f}x"
     )
     if args.json:
-        result = {"train_step": tr, "generation": ge, "device": device.type, "threads": threads}
         harness.write_json(result, args.json)
 
 
@@ -142,10 +193,12 @@ def main(argv=None):
         description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     presets = list(PRESETS)
-    p.add_argument("--preset", default="cpu-small", choices=presets, help="model for the forward+backward timing")  # fmt: skip
+    p.add_argument("--preset", default="cpu-small", choices=presets, help="the small model of the ours/HF timings")  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=12, help="its sequences per step")
+    p.add_argument("--large-preset", default="cpu-medium", choices=[*presets, "none"], help="the larger model (none: skip)")  # fmt: skip
+    p.add_argument("--large-batch-size", type=int, default=2, help="its sequences per step")
     p.add_argument("--vocab-size", type=int, default=65, help="tinyshakespeare's 65 characters")
-    p.add_argument("--batch-size", type=int, default=12, help="sequences per forward+backward")
-    p.add_argument("--repeats", type=int, default=10, help="timed forward+backward repetitions (median)")  # fmt: skip
+    p.add_argument("--repeats", type=int, default=10, help="timed repetitions per model (median)")
     p.add_argument("--gen-preset", default="cpu-medium", choices=presets, help="model for the generation timing")  # fmt: skip
     p.add_argument("--max-new-tokens", type=int, default=256, help="tokens to generate")
     p.add_argument("--gen-repeats", type=int, default=2, help="timed generations (median)")

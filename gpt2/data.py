@@ -121,3 +121,14 @@ def get_batch(tokens: np.ndarray, batch_size: int, block_size: int, generator: t
     windows = np.stack([tokens[s : s + block_size + 1] for s in starts.tolist()])  # (B, T+1)
     w = torch.from_numpy(windows.astype(np.int64))
     return w[:, :-1], w[:, 1:]  # (B, T), (B, T)
+
+
+def windows(tokens: np.ndarray, block_size: int):
+    """Every token of a split once: x, y of shape (N, block_size), N = (len - 1) // block_size
+    non-overlapping windows x = tokens[i T : (i+1) T] and y the same shifted by one (the few
+    tokens after the last whole window are left out)."""
+    n = (len(tokens) - 1) // block_size
+    if n < 1:
+        raise UserError(f"{len(tokens)} tokens is too short for --block-size {block_size}")
+    w = torch.from_numpy(np.asarray(tokens[: n * block_size + 1]).astype(np.int64))
+    return w[:-1].view(n, block_size), w[1:].view(n, block_size)

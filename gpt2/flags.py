@@ -44,8 +44,10 @@ HELP = {
     "warmup_steps": "linear learning-rate warm-up steps",
     "lr": "peak learning rate", "min_lr": "final learning rate of the cosine",
     "weight_decay": "AdamW decay on weight matrices",
+    "beta2": "AdamW's second-moment decay, in [0, 1)",
     "eval_every": "steps between evaluations and checkpoints",
     "eval_iters": "batches per evaluation",
+    "eval_full": "at the end, also the loss over the whole validation split (non-overlapping windows)",
     "seed": "seeds torch and the batch sampler",
     "out_dir": "checkpoint, metrics.json, loss.png and the tokenised data go here",
 }  # fmt: skip
@@ -68,6 +70,7 @@ def validate(cfg):
     for name in ("schedule_steps", "warmup_steps", "weight_decay", "grad_clip", "threads"):
         harness.check(getattr(cfg, name) >= 0, f"--{name.replace('_', '-')} must be >= 0")
     harness.check(cfg.lr > 0 and cfg.min_lr >= 0, "--lr must be > 0 and --min-lr >= 0")
+    harness.check(0 <= cfg.beta2 < 1, "--beta2 must be in [0, 1)")
     harness.check(
         cfg.tokenizer != "bpe" or cfg.bpe_vocab_size >= 256, "--bpe-vocab-size must be >= 256"
     )
@@ -99,7 +102,8 @@ def resolve(cfg, given: set, out: Path):
         return cfg, None
     ckpt = harness.load_checkpoint(out / harness.CHECKPOINT)
     try:
-        cfg = harness.resume_train_config(ckpt["train_config"], cfg, given)
+        may_change = ("steps", "device", "threads", "out_dir", "resume", "progress", "eval_full")
+        cfg = harness.resume_train_config(ckpt["train_config"], cfg, given, may_change)
     except TypeError:
         raise harness.UserError(
             f"{out / harness.CHECKPOINT} was written by another train.py"

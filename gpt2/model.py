@@ -8,13 +8,13 @@ sub-block ("pre-norm"), a final LayerNorm, and residual projections initialised 
 (https://arxiv.org/abs/1706.03762), section 3.2; GELU is Hendrycks & Gimpel 2016
 (https://arxiv.org/abs/1606.08415) in its tanh approximation, as GPT-2 used it.
 
-The file reads upward: LayerNorm -> gelu -> KVCache -> CausalSelfAttention -> MLP -> Block ->
-GPTConfig -> GPT. Module names match Hugging Face's GPT2LMHeadModel (`transformer.h.0.attn.c_attn`,
+The file reads upward: LayerNormFunction -> LayerNorm -> GELUFunction -> gelu -> KVCache ->
+CausalSelfAttention -> MLP -> Block -> GPTConfig -> GPT. Module names match Hugging Face's GPT2LMHeadModel (`transformer.h.0.attn.c_attn`,
 ...), so loading the official weights is a rename-free copy (see convert.py).
 
 Tests (tests/test_model.py, tests/test_hf.py) hold LayerNorm against nn.LayerNorm, gelu against
-F.gelu(approximate="tanh"), attention against nn.MultiheadAttention and
-F.scaled_dot_product_attention (float64, outputs and gradients), the whole model against
+F.gelu(approximate="tanh"), both written-out backwards against torch.autograd.gradcheck,
+attention against nn.MultiheadAttention and F.scaled_dot_product_attention (float64, outputs and gradients), the whole model against
 transformers' GPT2LMHeadModel with 3 heads of 32 (float64 logits, loss and the gradient of every
 parameter; same greedy text), and KV-cache generation against generation without the cache,
 token for token.
@@ -28,10 +28,45 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+class LayerNormFunction(torch.autograd.Function):
+    """LayerNorm with its backward written out (autograd would keep six intermediate tensors).
+
+    Forward, over the last axis of size C:
+        mu = mean(x), rstd = 1 / sqrt(mean((x - mu)^2) + eps), xhat = (x - mu) rstd,
+        y = gamma * xhat + beta.
+    Backward, g = dL/dy, means over the C features of one row:
+        dbeta = sum_rows g, dgamma = sum_rows g * xhat, dxhat = g * gamma,
+        dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat * xhat)).
+    (mu and rstd depend on every x of the row: the two mean terms are their share of dx.)
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        xc = x - x.mean(dim=-1, keepdim=True)  # centred, (..., C)
+        rstd = torch.rsqrt((xc * xc).mean(dim=-1, keepdim=True) + eps)  # (..., 1)
+        xhat = xc.mul_(rstd)  # in place: the forward of a Function is not recorded
+        ctx.save_for_backward(xhat, weight, rstd)
+        ctx.has_bias = bias is not None
+        return torch.addcmul(bias, xhat, weight) if bias is not None else xhat * weight
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        xhat, weight, rstd = ctx.saved_tensors
+        rows = g.reshape(-1, g.size(-1))  # (N, C): every position is a row
+        dweight = (rows * xhat.reshape(rows.shape)).sum(0) if ctx.needs_input_grad[1] else None
+        dbias = rows.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        dxhat = g * weight
+        m2 = (dxhat * xhat).mean(dim=-1, keepdim=True)  # mean(dxhat * xhat), (..., 1)
+        dx = dxhat.sub_(dxhat.mean(dim=-1, keepdim=True)).addcmul_(xhat, m2, value=-1).mul_(rstd)
+        return dx, dweight, dbias, None
+
+
 class LayerNorm(nn.Module):
     """y = (x - mean(x)) / sqrt(var(x) + eps) * weight + bias, over the last (feature) axis.
 
     var is the biased (1/n) variance, as in Ba et al. 2016 (https://arxiv.org/abs/1607.06450).
+    Forward and backward are LayerNormFunction's, held to nn.LayerNorm and to gradcheck.
     """
 
     def __init__(self, ndim: int, bias: bool = True, eps: float = 1e-5):
@@ -41,15 +76,37 @@ class LayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(ndim)) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xc = x - x.mean(dim=-1, keepdim=True)  # centred, (..., C)
-        var = (xc * xc).mean(dim=-1, keepdim=True)  # biased variance, (..., 1)
-        y = xc * torch.rsqrt(var + self.eps) * self.weight
-        return y + self.bias if self.bias is not None else y
+        return LayerNormFunction.apply(x, self.weight, self.bias, self.eps)
+
+
+GELU_K, GELU_A = math.sqrt(2.0 / math.pi), 0.044715
+
+
+class GELUFunction(torch.autograd.Function):
+    """GELU, tanh approximation, with its backward written out.
+
+    Forward: u = k (x + a x^3), t = tanh(u), y = x (1 + t) / 2, k = sqrt(2/pi), a = 0.044715.
+    Backward: dy/dx = (1 + t) / 2 + x (1 - t^2) k (1 + 3 a x^2) / 2, since tanh' = 1 - tanh^2.
+    """
+
+    @staticmethod
+    def forward(ctx, x):
+        t = (x * x).mul_(GELU_A).add_(1.0).mul_(x).mul_(GELU_K).tanh_()  # tanh(k (x + a x^3))
+        ctx.save_for_backward(x, t)
+        return torch.addcmul(x, x, t).mul_(0.5)  # (x + x t) / 2
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        x, t = ctx.saved_tensors
+        du = (x * x).mul_(3.0 * GELU_A * GELU_K).add_(GELU_K).mul_(x)  # x k (1 + 3 a x^2)
+        du.mul_(torch.addcmul(torch.ones((), dtype=t.dtype, device=t.device), t, t, value=-1))
+        return du.add_(t).add_(1.0).mul_(0.5).mul_(g)  # (x (1 - t^2) k (1 + 3 a x^2) + 1 + t) / 2
 
 
 def gelu(x: torch.Tensor) -> torch.Tensor:
     """GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
-    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x.pow(3))))
+    return GELUFunction.apply(x)
 
 
 class KVCache:
@@ -102,11 +159,9 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         B, T, C = x.shape
-        hs = C // self.n_head
-        q, k, v = self.c_attn(x).split(C, dim=2)  # 3 x (B, T, C)
-        q = q.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
-        v = v.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
+        nh, hs = self.n_head, C // self.n_head
+        qkv = self.c_attn(x).view(B, T, 3, nh, hs)  # [Q | K | V], each C = nh heads of hs
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, nh, T, hs)
         if cache is not None:
             k, v = cache.append(self.layer, k, v)  # (B, nh, Tk, hs), Tk = T_past + T
         Tk = k.size(2)
@@ -116,15 +171,19 @@ class CausalSelfAttention(nn.Module):
             p = self.dropout if self.training else 0.0
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         else:
-            q = q * (1.0 / math.sqrt(hs))  # scale the (T, hs) queries, not the (T, Tk) scores
-            att = q @ k.transpose(-2, -1)  # (B, nh, T, hs) @ (B, nh, hs, Tk) -> (B, nh, T, Tk)
-            att = att.masked_fill(~mask, float("-inf"))
-            att = torch.softmax(att, dim=-1)  # (B, nh, T, Tk), each row sums to 1
+            # M: 0 where a query may look, -inf where it may not; (T, Tk), shared by every head
+            M = torch.zeros(T, Tk, dtype=q.dtype, device=q.device).masked_fill_(~mask, -math.inf)
+            # M + (Q K^T) / sqrt(hs) in one call: (B nh, T, hs) @ (B nh, hs, Tk) -> (B nh, T, Tk)
+            att = torch.baddbmm(
+                M, q.reshape(B * nh, T, hs), k.reshape(B * nh, Tk, hs).transpose(1, 2),
+                alpha=1.0 / math.sqrt(hs),
+            )  # fmt: skip
+            att = torch.softmax(att, dim=-1)  # each row sums to 1
             if self.keep_weights:
-                self.weights = att.detach()
+                self.weights = att.detach().view(B, nh, T, Tk)
             att = self.attn_dropout(att)
-            y = att @ v  # (B, nh, T, Tk) @ (B, nh, Tk, hs) -> (B, nh, T, hs)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side: (B, T, C)
+            y = torch.bmm(att, v.reshape(B * nh, Tk, hs)).view(B, nh, T, hs)  # weighted values
+        y = y.transpose(1, 2).reshape(B, T, C)  # heads side by side: (B, T, C)
         return self.resid_dropout(self.c_proj(y))
 
 

@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 import torch
-from data import labelled_subset, load_dataset, random_shift, read_idx, write_idx
+from data import (
+    labelled_subset,
+    load_dataset,
+    random_shift,
+    read_idx,
+    stratified_split,
+    write_idx,
+)
 from model import STUDENTS, TEACHER, Classifier, best_bias_shift, build_config, n_params
 
 
@@ -71,3 +78,12 @@ def test_idx_round_trip_and_mnist_layout(tmp_path):
     d = load_dataset("mnist", str(tmp_path), test_set_only=True)
     assert [len(d[k][1]) for k in ("train", "val", "test")] == [140, 20, 40]
     assert d["test"][0].shape[1:] == (1, 28, 28)
+    # the test images are lenet/'s: its stratified 80/20 split with seed 0 (the same 2,000 of
+    # 10,000 on MNIST); the 80% is our train + val
+    _, te = stratified_split(labels, [0.8, 0.2], 0)
+    pixels = np.rint(d["test"][0].numpy() * 255).astype(np.int64).reshape(40, -1)
+    key = lambda x: sorted(map(tuple, x.reshape(len(x), -1).tolist()))  # noqa: E731
+    assert key(pixels) == key(images[te])
+    # train and val are the other 80%, no image in two parts
+    seen = torch.cat([d[k][0] for k in ("train", "val", "test")]).flatten(1)
+    assert len(torch.unique(seen, dim=0)) == 200

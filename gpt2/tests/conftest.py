@@ -27,7 +27,7 @@ def gate_run(tmp_path_factory):
     text_file.write_text(GATE_TEXT * 10)
     cfg = TrainConfig(
         data=str(text_file), preset="cpu-tiny", steps=200, warmup_steps=10, lr=3e-3, min_lr=3e-4,
-        batch_size=16, eval_every=200, eval_iters=4, threads=1, out_dir=str(root / "run"), progress=False,
+        batch_size=16, eval_every=200, eval_iters=4, eval_full=True, threads=1, out_dir=str(root / "run"), progress=False,
     )  # fmt: skip
     return root / "run", train(cfg)
 

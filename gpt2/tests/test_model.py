@@ -36,6 +36,38 @@ def test_layernorm_matches_torch_outputs_and_grads():
         torch.testing.assert_close(a, b, **TOL)
 
 
+@pytest.mark.parametrize("bias", [True, False])
+def test_layernorm_backward_passes_gradcheck_and_matches_torch_without_bias(bias):
+    """gradcheck: the written-out backward against central finite differences, float64."""
+    from model import LayerNormFunction
+
+    torch.manual_seed(0)
+    x = (torch.randn(2, 3, 8, dtype=torch.float64) * 2 + 0.5).requires_grad_()
+    w = torch.randn(8, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(8, dtype=torch.float64, requires_grad=True) if bias else None
+    assert torch.autograd.gradcheck(LayerNormFunction.apply, (x, w, b, 1e-5))
+    ref = nn.LayerNorm(8, bias=bias).double()
+    with torch.no_grad():
+        ref.weight.copy_(w)
+        if bias:
+            ref.bias.copy_(b)
+    x2 = x.detach().clone().requires_grad_()
+    y1, y2 = LayerNormFunction.apply(x, w, b, 1e-5), ref(x2)
+    torch.testing.assert_close(y1, y2, **TOL)
+    g = torch.randn_like(y1)
+    got = torch.autograd.grad(y1, [x, w] + ([b] if bias else []), g)
+    want = torch.autograd.grad(y2, [x2, ref.weight] + ([ref.bias] if bias else []), g)
+    for a, c in zip(got, want):
+        torch.testing.assert_close(a, c, **TOL)
+
+
+def test_gelu_backward_passes_gradcheck():
+    from model import GELUFunction
+
+    x = (torch.randn(4, 7, dtype=torch.float64) * 3).requires_grad_()
+    assert torch.autograd.gradcheck(GELUFunction.apply, (x,))
+
+
 def test_gelu_matches_torch_tanh_gelu():
     x = torch.linspace(-6, 6, 1001, dtype=torch.float64)
     x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()

@@ -3,6 +3,7 @@ metrics.json, history, one-line errors, Ctrl-C), honest resume both ways, gradie
 the optimizer's decay groups, the learning-rate schedule, a non-finite loss, --smoke."""
 
 import collections
+import contextlib
 import json
 import math
 import re
@@ -10,6 +11,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+import torch.nn.functional as F
 import train as train_module
 from conftest import GATE_TEXT, assert_params_close
 from model import GPT, GPTConfig
@@ -34,6 +36,7 @@ def test_gate_tiny_model_memorises_a_short_text(gate_run):
     assert conditional_entropy(GATE_TEXT * 10, 1) > 1.5
     assert metrics["train_loss"] < 0.5
     assert metrics["value"] < 0.5
+    assert metrics["val_loss_full"] < 0.5  # every validation token once, not 4 random batches
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["project"] == "gpt2" and saved["metric"] == "val_loss" and saved["steps"] == 200
     assert saved["unit"] == "nats/token" and saved["selection"] == "final"
@@ -121,6 +124,7 @@ def test_resume_refuses_a_changed_run(tmp_path, capsys, argv, message):
         (["--steps", "0"], "--steps must be at least 1"),
         (["--lr", "nan"], "--lr must be > 0"),
         (["--dropout", "1"], "--dropout must be in [0, 1)"),
+        (["--beta2", "1"], "--beta2 must be in [0, 1)"),
         (["--tokenizer", "bpe", "--bpe-vocab-size", "100"], "--bpe-vocab-size must be >= 256"),
         (["--init-from", "gpt2", "--n-layer", "2"], "--init-from fixes the model's shape"),
         (["--resume"], "no checkpoint at"),
@@ -172,6 +176,26 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     bad_step = int(re.search(r"at step (\d+)", str(e.value)).group(1))
     assert f"the last good checkpoint is {cfg.out_dir}/checkpoint.pt" in str(e.value)
     assert _ckpt(tmp_path, "nan")["step"] == bad_step - 1  # written before the bad step
+
+
+def test_full_loss_counts_every_token_of_the_split_once():
+    from data import windows
+    from train import full_loss
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, vocab_size=11, block_size=8))
+    tokens = torch.randint(0, 11, (7 * 8 + 1 + 3,)).numpy()  # 7 whole windows and 3 left over
+    x, y = windows(tokens, 8)
+    assert x.shape == y.shape == (7, 8)
+    assert (x.flatten() == torch.from_numpy(tokens[:56])).all()  # contiguous, no overlap
+    assert (y.flatten() == torch.from_numpy(tokens[1:57])).all()  # the next token of each
+    per_token = [
+        F.cross_entropy(model(x[i : i + 1])[0][0], y[i], reduction="none") for i in range(7)
+    ]  # one window at a time, every one of the 56 predictions
+    expected = torch.cat(per_token).mean().item()
+    got = full_loss(model, tokens, 3, torch.device("cpu"), contextlib.nullcontext())  # 3+3+1
+    assert math.isclose(got, expected, rel_tol=1e-6)
+    assert model.training  # evaluation switches back
 
 
 def test_weight_decay_only_on_matrices():
