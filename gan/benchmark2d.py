@@ -3,12 +3,15 @@
     python benchmark2d.py                      # 4 variants x 2 mixtures x 3 seeds, --jobs 2
     python benchmark2d.py --datasets ring8 --seeds 0,1,2 --steps 2000
 
-Each run is `train.py --dataset D --loss L [--spectral-norm] --seed S` with the variant's
-own Adam settings (train.variant_settings); all share one step budget. Writes OUT_DIR/
-results.json (one row per run), table.md (mean +- std over seeds, and every seed), coverage.png
-(bars) and samples.png (the final samples of seed 0 per variant and mixture). Modes covered and
-the high-quality share are defined in metrics.py (Metz et al. 2016, arXiv 1611.02163;
-Srivastava et al. 2017, arXiv 1705.07761).
+Each run is `train.py --dataset D --loss L [--spectral-norm] --seed S --ema 0.99` with the
+variant's own recipe (train.variant_settings: Adam betas, n_critic, the penalty's lambda); all
+share one step budget and lr 1e-3 (README, Flags, says why). Every run is scored twice on the
+same noise: its final G, and an exponential moving average of G's weights (Yazici et al. 2019,
+arXiv 1806.04498), which costs no extra training. Writes OUT_DIR/results.json (one row per
+run), table.md (mean +- std over seeds, and every seed), coverage.png (bars) and samples.png
+(the EMA G's samples of seed 0 per variant and mixture). Modes covered and the high-quality
+share are defined in metrics.py (Metz et al. 2016, arXiv 1611.02163; Srivastava et al. 2017,
+arXiv 1705.07761).
 """
 
 import argparse
@@ -30,28 +33,26 @@ def one_run(job):
     """A train() in a worker process with one thread: (variant, dataset, seed, metrics)."""
     from train import TrainConfig, train
 
-    variant, dataset, seed, steps, out, smoke = job
-    cfg = TrainConfig(dataset=dataset, seed=seed, steps=steps, eval_every=max(steps // 4, 1), threads=1, out_dir=str(out / f"{dataset}-{variant}-{seed}"), smoke=smoke, **VARIANTS[variant])  # fmt: skip
+    variant, dataset, seed, steps, ema, out, smoke = job
+    cfg = TrainConfig(dataset=dataset, seed=seed, steps=steps, eval_every=max(steps // 4, 1), ema=ema, threads=1, out_dir=str(out / f"{dataset}-{variant}-{seed}"), smoke=smoke, **VARIANTS[variant])  # fmt: skip
     m = train(cfg)
-    return (
-        variant,
-        dataset,
-        seed,
-        {k: m[k] for k in ("modes_covered", "high_quality", "mode_counts", "seconds", "steps")},
-    )
+    keys = ("modes_covered", "high_quality", "mode_counts", "seconds", "steps")
+    keys += ("modes_covered_no_ema", "high_quality_no_ema") if ema else ()
+    return variant, dataset, seed, {k: m[k] for k in keys}
 
 
 def write_table(rows, path, k_of):
-    lines = ["| mixture | variant | modes covered (mean +- std) | high-quality share | per seed (modes, share) |", "|---|---|---|---|---|"]  # fmt: skip
+    """Mean +- std over seeds, and every seed, per mixture and variant: final G, then G's EMA."""
+    lines = ["| mixture | variant | G | modes covered (mean +- std) | high-quality share | per seed (modes, share) |", "|---|---|---|---|---|---|"]  # fmt: skip
+    kinds = [("final", "_no_ema"), ("EMA", "")] if "high_quality_no_ema" in rows[0] else [("final", "")]  # fmt: skip
     for ds in dict.fromkeys(r["dataset"] for r in rows):
         for v in VARIANTS:
             rs = [r for r in rows if r["dataset"] == ds and r["variant"] == v]
-            if not rs:
-                continue
-            m = np.array([r["modes_covered"] for r in rs], float)
-            q = np.array([r["high_quality"] for r in rs])
-            seeds = ", ".join(f"({r['modes_covered']}, {r['high_quality']:.0%})" for r in rs)
-            lines.append(f"| {ds} | {v} | {m.mean():.1f} +- {m.std():.1f} of {k_of[ds]} | {q.mean():.1%} +- {q.std():.1%} | {seeds} |")  # fmt: skip
+            for kind, suffix in kinds if rs else []:
+                m = np.array([r["modes_covered" + suffix] for r in rs], float)
+                q = np.array([r["high_quality" + suffix] for r in rs])
+                seeds = ", ".join(f"({int(a)}, {b:.0%})" for a, b in zip(m, q))
+                lines.append(f"| {ds} | {v} | {kind} | {m.mean():.1f} +- {m.std():.1f} of {k_of[ds]} | {q.mean():.1%} +- {q.std():.1%} | {seeds} |")  # fmt: skip
     Path(path).write_text("\n".join(lines) + "\n")
     return "\n".join(lines)
 
@@ -87,6 +88,7 @@ def main(argv=None):
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--steps", type=int, default=2000, help="generator steps per run")
+    p.add_argument("--ema", type=float, default=0.99, help="also score an EMA of G (0: off)")
     p.add_argument("--jobs", type=int, default=2, help="runs at once (one thread each)")
     p.add_argument("--out-dir", default="runs/benchmark2d")
     p.add_argument("--smoke", action="store_true", help="one seed, a few steps of tiny models")
@@ -105,9 +107,10 @@ def main(argv=None):
         except ValueError:
             raise harness.UserError(f"--seeds {args.seeds}: integers separated by commas") from None
         harness.check(args.steps >= 1 and args.jobs >= 1, "--steps and --jobs must be >= 1")
+        harness.check(0 <= args.ema < 1, f"--ema {args.ema}: expected a decay in [0, 1)")
         out = harness.prepare_out_dir(args.out_dir)
         jobs = [
-            (v, d, s, args.steps, out, args.smoke)
+            (v, d, s, args.steps, args.ema, out, args.smoke)
             for d in datasets
             for v in variants
             for s in seeds
@@ -118,7 +121,8 @@ def main(argv=None):
             ]
         harness.write_json(rows, out / "results.json")
         print(write_table(rows, out / "table.md", {d: len(mixture_centers(d)) for d in datasets}))
-        table = {d: {v: [(r["modes_covered"], r["high_quality"]) for r in rows if r["dataset"] == d and r["variant"] == v] for v in variants} for d in datasets}  # fmt: skip
+        kinds = {"": ""} | ({" no-EMA": "_no_ema"} if args.ema else {})
+        table = {d: {v + k: [(r["modes_covered" + x], r["high_quality" + x]) for r in rows if r["dataset"] == d and r["variant"] == v] for v in variants for k, x in kinds.items()} for d in datasets}  # fmt: skip
         coverage_bars(table, out / "coverage.png")
         samples_figure(rows, out, out / "samples.png")
         print(f"wrote {out}/results.json, table.md, coverage.png, samples.png")

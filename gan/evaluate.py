@@ -28,7 +28,11 @@ def evaluate(model, G_eval, loss, data, fixed_z, scorer):
         "val_g_loss": G_LOSSES[loss](d_fake).item(),
     }
     if data.mixture:
-        out |= mode_stats(fake.cpu().double().numpy(), data.centers.double().numpy(), MODE_STD)
+        centers = data.centers.double().numpy()
+        out |= mode_stats(fake.cpu().double().numpy(), centers, MODE_STD)
+        if G_eval is not model.G:  # an EMA run: the raw G's numbers too, on the same noise
+            raw = mode_stats(model.G(fixed_z).cpu().double().numpy(), centers, MODE_STD)
+            out |= {"modes_covered_no_ema": raw["modes_covered"], "high_quality_no_ema": raw["high_quality"]}  # fmt: skip
     else:
         out |= scorer.score(fake[: max(n, 1)])
     model.train()
@@ -65,7 +69,7 @@ def write_results(run, metrics, step, seconds, history, frames, settings):
     """metrics.json (the contract's keys + the variant and its sample metrics), loss.png,
     curves.png, and the progress strip: game.png (2-D) or progress.png (images)."""
     c, mc, model, data, scorer, out = run
-    lr, betas, n_critic = settings
+    lr, betas, n_critic, gp_lambda = settings
     device = next(model.parameters()).device
     common = dict(
         project="gan", dataset=c.dataset, selection="final", steps=step, seconds=round(seconds, 2),
@@ -73,13 +77,15 @@ def write_results(run, metrics, step, seconds, history, frames, settings):
         device=device.type, device_name=harness.device_name(device), seed=c.seed,
         threads=torch.get_num_threads(), loss=c.loss, spectral_norm=c.spectral_norm, lr=lr,
         betas=list(betas), n_critic=n_critic, ema=c.ema,
+        gp_lambda=gp_lambda if c.loss == "wgan-gp" else None,
     )  # fmt: skip
     if data.mixture:
         value, k = float(metrics["modes_covered"]), len(data.centers)
         headline = dict(
             metric="modes_covered", value=value, unit=f"modes of {k}", higher_is_better=True
         )
-        extra = {key: metrics[key] for key in ("modes_covered", "high_quality", "mode_counts")}
+        keys = ("modes_covered", "high_quality", "mode_counts", "modes_covered_no_ema", "high_quality_no_ema")  # fmt: skip
+        extra = {key: metrics[key] for key in keys if key in metrics}
         title = f"{c.loss}{' + SN' if c.spectral_norm else ''} on {c.dataset}"
         visualize.game_strip(frames, data.centers.numpy(), out / "game.png", title)
     else:

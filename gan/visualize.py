@@ -109,7 +109,7 @@ def coverage_bars(table, path):
             for k, v in enumerate(vals):
                 ax.scatter([k] * len(v), v, c="k", s=10, zorder=3)
             ax.set(ylabel=label, title=f"{ds}: {label} (bars mean +- std, dots seeds)")
-            ax.tick_params(axis="x", labelsize=8)
+            ax.tick_params(axis="x", labelsize=8, labelrotation=35)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
