@@ -84,9 +84,12 @@ class Autoencoder(nn.Module):
     def decode(self, z):
         return self.decoder(z)
 
-    def forward(self, x, generator=None):
-        """Reconstruction through a sampled latent z = mean + sigma * eps, and the KL per image."""
+    def forward(self, x, eps=None, generator=None):
+        """Reconstruction through a sampled latent z = mean + sigma * eps, and the KL per image.
+
+        eps: given (under DDP, this process's rows of one global draw) or drawn here."""
         mean, logvar = self.encode(x)
-        eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        if eps is None:
+            eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         z = mean + torch.exp(0.5 * logvar) * eps
         return self.decode(z), gaussian_kl(mean, logvar)

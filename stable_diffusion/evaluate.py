@@ -99,7 +99,7 @@ def evaluate(pipe, judge, data, dataset, *, scales, per_class, steps, attr_per_p
     return out
 
 
-def report(config, out_dir, device, threads, seconds, steps, ae_ckpt, data):
+def report(config, out_dir, device, threads, seconds, steps, ae_ckpt, data, world=1):
     """The judge's figures for the EMA model, metrics.json and a sample grid."""
     from visualize import prompt_grid
 
@@ -121,7 +121,7 @@ def report(config, out_dir, device, threads, seconds, steps, ae_ckpt, data):
         n_params=sum(p.numel() for p in pipe.diffusion.parameters()),
         n_params_autoencoder=sum(p.numel() for p in pipe.autoencoder.parameters()),
         steps=steps, ae_steps=ae_ckpt["step"], seconds=seconds, device=device.type, device_name=device_name(device),
-        threads=threads, seed=config.seed, judge_accuracy_s1=result["by_guidance"]["1.0"]["judge_accuracy"],
+        threads=threads, world_size=world, seed=config.seed, judge_accuracy_s1=result["by_guidance"]["1.0"]["judge_accuracy"],
         judge_fid=at["judge_fid"], judge_fid_floor=result["judge_fid_floor"], bold_vs_thin=result["bold_vs_thin"],
         large_vs_small=result["large_vs_small"], psnr=ae_ckpt["history"]["val_psnr"][-1],
         scale_factor=ae_ckpt["scale_factor"], val_loss=ckpt["history"]["val_loss"][-1],

@@ -40,6 +40,10 @@ class LatentDiffusion(nn.Module):
         self.text = TextEncoder(config.text)
         self.unet = UNet(config.unet)
 
+    def forward(self, z_t, t, ids, mask):
+        """eps_theta(z_t, t, tau_theta(caption)): the training call (one forward for DDP)."""
+        return self.unet(z_t, t, self.text(ids, mask), mask)
+
 
 @dataclass
 class Pipeline:

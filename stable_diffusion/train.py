@@ -9,6 +9,7 @@ conditional and the unconditional prediction that classifier-free guidance combi
     python train.py                       # digits: both stages, then the judge's figures
     python train.py --stage diffusion     # stage 2 only, on runs/autoencoder.pt
     python train.py --resume              # continue each stage where it stopped
+    torchrun --nproc_per_node 2 train.py  # DDP: each process its rows of one global batch
 
 Writes under --out-dir: autoencoder.pt, checkpoint.pt, judge.pt (each in the run contract's
 layout), metrics.json, loss.png, autoencoder_loss.png, samples.png.
@@ -17,9 +18,10 @@ layout), metrics.json, loss.png, autoencoder_loss.png, samples.png.
 import argparse
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import distributed
 import torch
 import torch.nn.functional as F
 from autoencoder import Autoencoder, AutoencoderConfig
@@ -88,6 +90,7 @@ class TrainConfig:
 
 
 HELP = {
+    "batch_size": "images per process and step (under torchrun: x processes = the global batch)",
     "stage": "autoencoder, diffusion (needs OUT_DIR/autoencoder.pt) or all",
     "ae_steps": "autoencoder optimizer steps",
     "kl_weight": "weight of the latent KL to N(0, I) (LDM's KL-reg: tiny)",
@@ -114,8 +117,9 @@ def lr_at(step, lr, warmup_steps):
     return lr * min(1.0, (step + 1) / max(1, warmup_steps))
 
 
-def train_autoencoder(config, data, device, out_dir):
-    """Stage 1: reconstruction (L1 + MSE) + kl_weight * KL; ends with the latent scale factor."""
+def train_autoencoder(config, data, device, out_dir, world=1, rank=0):
+    """Stage 1: reconstruction (L1 + MSE) + kl_weight * KL; ends with the latent scale factor.
+    world, rank: under torchrun (distributed.py); rank 0 evaluates and writes the checkpoint."""
     x_train, _, x_test, _ = data
     path = out_dir / "autoencoder.pt"
     model_config = smoke_models()[0] if config.smoke else AutoencoderConfig()
@@ -128,25 +132,35 @@ def train_autoencoder(config, data, device, out_dir):
         opt.load_state_dict(ckpt["optimizer"])
         set_rng_state(ckpt["rng"])
         step, history = ckpt["step"], ckpt["history"]
-    bar = tqdm(range(step, config.ae_steps), desc="autoencoder", disable=config.smoke)
+    net, n = distributed.wrap(ae, world, device), config.batch_size * world
+    mine = distributed.my_rows(config.batch_size, rank)
+    with torch.no_grad():
+        z_shape = ae.encode(x_train[:1].to(device))[0].shape[1:]
+    bar = tqdm(range(step, config.ae_steps), desc="autoencoder", disable=config.smoke or rank > 0)
     for step in bar:
-        xb = x_train[torch.randint(len(x_train), (config.batch_size,))].to(device)
-        recon, kl = ae(xb)
+        # the global batch from the RNG every process shares; this process takes its rows
+        xb = x_train[torch.randint(len(x_train), (n,))[mine]].to(device)
+        eps = torch.randn((n, *z_shape), device=device)[mine]
+        recon, kl = net(xb, eps)
         loss = F.l1_loss(recon, xb) + F.mse_loss(recon, xb) + config.kl_weight * kl.mean()
-        check_finite(loss.item(), step, out_dir)
+        logged = distributed.mean(loss, world).item()
+        check_finite(logged, step, out_dir)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        log(history, step=step + 1, train_loss=loss.item())
-        if (step + 1) % config.eval_every == 0 or step + 1 == config.ae_steps:
+        log(history, step=step + 1, train_loss=logged)
+        if rank == 0 and ((step + 1) % config.eval_every == 0 or step + 1 == config.ae_steps):
             mse, psnr = reconstruction_error(ae, x_test.to(device))
             log(history, eval_step=step + 1, val_loss=mse, val_psnr=psnr)
-            bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{psnr:.2f}")
+            bar.set_postfix(loss=f"{logged:.4f}", psnr=f"{psnr:.2f}")
             scale = 1.0 / encode_all(ae, x_train, device).std().item()
             save_stage(path, ae, opt, model_config, config, step + 1, history, scale_factor=scale)
+    distributed.check_replicas(ae, world)
+    distributed.barrier(world)  # the others read rank 0's autoencoder.pt
     if config.ae_steps == 0 or not path.exists():
         raise UserError("--ae-steps must be > 0 for a new autoencoder")
-    plot_loss(history, out_dir / "autoencoder_loss.png", "autoencoder: L1 + MSE + KL")
+    if rank == 0:
+        plot_loss(history, out_dir / "autoencoder_loss.png", "autoencoder: L1 + MSE + KL")
     return load_autoencoder(path, device)
 
 
@@ -180,7 +194,7 @@ def save_stage(path, model, opt, model_config, config, step, history, **extras):
     save_checkpoint(path, **kw, step=step, history=history, **extras)
 
 
-def train_diffusion(config, data, device, out_dir, ae, scale):
+def train_diffusion(config, data, device, out_dir, ae, scale, world=1, rank=0):
     """Stage 2: eps-prediction on the (scaled) latents, captions generated per batch."""
     x_train, y_train, x_test, y_test = data
     path = out_dir / "checkpoint.pt"
@@ -213,33 +227,40 @@ def train_diffusion(config, data, device, out_dir, ae, scale):
     val_attrs = attribute_words(x_test, y_test, attribute_thresholds(x_train, y_train))
     val_text = tokenizer.encode(captions_for(y_test, val_attrs, config.dataset, g, 0.0))
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-    bar = tqdm(range(step, config.steps), desc="diffusion", disable=config.smoke)
+    net, n = distributed.wrap(model, world, device), config.batch_size * world
+    mine = distributed.my_rows(config.batch_size, rank)
+    bar = tqdm(range(step, config.steps), desc="diffusion", disable=config.smoke or rank > 0)
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, config.lr, config.warmup_steps)
-        idx = torch.randint(len(z_train), (config.batch_size,))
+        # one global batch of n from the shared RNG (captions included); this process's rows
+        idx = torch.randint(len(z_train), (n,))
         batch_attrs = [attrs[i] for i in idx.tolist()]
         captions = captions_for(y_train[idx], batch_attrs, config.dataset, None, config.p_uncond)
-        ids, mask = tokenizer.encode(captions)
-        t = torch.randint(schedule.num_steps, (config.batch_size,)).to(device)
-        noise = torch.randn(config.batch_size, *z_train.shape[1:]).to(device)
-        z_t = schedule.q_sample(z_train[idx], t, noise)
+        ids, mask = (a[mine].to(device) for a in tokenizer.encode(captions))
+        t = torch.randint(schedule.num_steps, (n,))[mine].to(device)
+        noise = torch.randn(n, *z_train.shape[1:])[mine].to(device)
+        z_t = schedule.q_sample(z_train[idx[mine]], t, noise)
         with autocast:
-            eps = model.unet(z_t, t, model.text(ids.to(device), mask.to(device)), mask.to(device))
+            eps = net(z_t, t, ids, mask)
             loss = F.mse_loss(eps.float(), noise)
-        check_finite(loss.item(), step, out_dir)
+        logged = distributed.mean(loss, world).item()
+        check_finite(logged, step, out_dir)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         update_ema(ema, model, min(config.ema_decay, (1 + step) / (10 + step)))
-        log(history, step=step + 1, train_loss=loss.item())
-        if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
+        log(history, step=step + 1, train_loss=logged)
+        if rank == 0 and ((step + 1) % config.eval_every == 0 or step + 1 == config.steps):
             val = validation_loss(ema, schedule, z_test, val_t, val_noise, val_text, device)
             log(history, eval_step=step + 1, val_loss=val)
-            bar.set_postfix(loss=f"{loss.item():.4f}", val=f"{val:.4f}")
+            bar.set_postfix(loss=f"{logged:.4f}", val=f"{val:.4f}")
             extras = dict(ema=ema.state_dict(), tokenizer=tokenizer_state(tokenizer))
             save_stage(path, model, opt, model_config, config, step + 1, history, **extras)
-    plot_loss(history, out_dir / "loss.png", "latent diffusion: eps-MSE (val: EMA model)")
+    distributed.check_replicas(model, world)
+    distributed.barrier(world)
+    if rank == 0:
+        plot_loss(history, out_dir / "loss.png", "latent diffusion: eps-MSE (val: EMA model)")
     return step + 1, history
 
 
@@ -272,29 +293,35 @@ def train(config):
         min(config.steps, config.batch_size, config.eval_every) > 0 and config.ae_steps >= 0,
         "--steps, --batch-size and --eval-every must be > 0",
     )
-    if config.smoke:
-        config = TrainConfig(**{**asdict(config), **SMOKE})
+    if config.smoke:  # tiny sizes; a smaller value typed with --smoke is kept
+        config = replace(config, **{k: min(v, getattr(config, k)) for k, v in SMOKE.items()})
     out_dir = prepare_out_dir(config.out_dir)
-    device = pick_device(config.device)
+    world, rank, device = distributed.setup(pick_device(config.device))
     threads = set_threads(config.threads)
     torch.manual_seed(config.seed)
-    print(f"device {device.type}, {threads} threads")
+    if rank == 0:
+        processes = f", {world} processes" if world > 1 else ""
+        print(f"device {device.type}, {threads} threads{processes}")
     data = load_images(config.dataset, config.data_dir, config.download)
     t0 = time.time()
     if config.stage in ("autoencoder", "all"):
-        ae, ae_ckpt = train_autoencoder(config, data, device, out_dir)
-        print(
-            f"autoencoder: step {ae_ckpt['step']}, val PSNR {ae_ckpt['history']['val_psnr'][-1]:.2f} dB"
-        )
+        ae, ae_ckpt = train_autoencoder(config, data, device, out_dir, world, rank)
+        psnr = ae_ckpt["history"]["val_psnr"][-1]
+        print(f"autoencoder: step {ae_ckpt['step']}, val PSNR {psnr:.2f} dB") if rank == 0 else None
     else:
         ae, ae_ckpt = load_autoencoder(out_dir / "autoencoder.pt", device)
     if config.stage == "autoencoder":
-        return None
-    steps, _ = train_diffusion(config, data, device, out_dir, ae, ae_ckpt["scale_factor"])
+        return distributed.teardown(world)
+    scale = ae_ckpt["scale_factor"]
+    steps, _ = train_diffusion(config, data, device, out_dir, ae, scale, world, rank)
     seconds = time.time() - t0
+    if rank > 0:  # rank 0 alone judges the EMA model
+        return distributed.teardown(world)
     from evaluate import report  # the judge's figures for the EMA model: metrics.json
 
-    return report(config, out_dir, device, threads, seconds, steps, ae_ckpt, data)
+    metrics = report(config, out_dir, device, threads, seconds, steps, ae_ckpt, data, world)
+    distributed.teardown(world)
+    return metrics
 
 
 def build_parser():
