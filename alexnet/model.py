@@ -99,14 +99,14 @@ PRESETS = {
 }  # fmt: skip
 
 
-def feature_map_size(layers, size):
-    """Spatial size after `features`: conv (s + 2p - k) // stride + 1, pool (s - 3) // 2 + 1."""
+def feature_map_size(layers, size, pool_kernel=3):
+    """Spatial size after `features`: conv (s + 2p - k) // stride + 1, pool (s - z) // 2 + 1."""
     for layer in layers:
         if layer[0] == "conv":
             _, _, k, stride, pad, _ = layer
             size = (size + 2 * pad - k) // stride + 1
         elif layer[0] == "pool":
-            size = (size - 3) // 2 + 1
+            size = (size - pool_kernel) // 2 + 1
     return size
 
 
@@ -119,6 +119,7 @@ class AlexNetConfig:
     activation: str = "relu"  # relu | tanh (the paper's Figure 1 comparison)
     dropout: float = 0.5
     lrn: bool = True  # keep the preset's LRN layers (torchvision's has none)
+    pool_kernel: int = 3  # z in Section 3.4: 3 overlapping (z > s = 2), 2 non-overlapping
 
     def __post_init__(self):
         if self.preset not in PRESETS:
@@ -132,19 +133,21 @@ class AlexNetConfig:
             raise ValueError(f"activation {self.activation!r}: expected relu or tanh")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.pool_kernel not in (2, 3):
+            raise ValueError(f"pool_kernel must be 2 or 3, got {self.pool_kernel}")
         p = PRESETS[self.preset]
-        size = feature_map_size(p["features"], self.image_size)
-        self.min_size = min_input_size(p["features"])
+        size = feature_map_size(p["features"], self.image_size, self.pool_kernel)
+        self.min_size = min_input_size(p["features"], self.pool_kernel)
         if self.image_size < self.min_size or size < 1:
             raise ValueError(
                 f"preset {self.preset} needs images of at least {self.min_size}x{self.min_size}"
             )
 
 
-def min_input_size(layers):
+def min_input_size(layers, pool_kernel=3):
     """The smallest square input that leaves a 1x1 map after `features` (63 for torchvision)."""
     size = 1
-    while feature_map_size(layers, size) < 1:
+    while feature_map_size(layers, size, pool_kernel) < 1:
         size += 1
     return size
 
@@ -173,9 +176,12 @@ class AlexNet(nn.Module):
             elif spec[0] == "lrn" and config.lrn:
                 layers.append(LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0))
             elif spec[0] == "pool":
-                layers.append(nn.MaxPool2d(kernel_size=3, stride=2))  # overlapping: 3 > 2
+                # overlapping (Section 3.4): windows of z = 3 every s = 2 pixels; z = 2 tiles
+                layers.append(nn.MaxPool2d(kernel_size=config.pool_kernel, stride=2))
         self.features = nn.Sequential(*layers)
-        s = p["adaptive_pool"] or feature_map_size(p["features"], config.image_size)
+        s = p["adaptive_pool"] or feature_map_size(
+            p["features"], config.image_size, config.pool_kernel
+        )
         self.avgpool = nn.AdaptiveAvgPool2d(s) if p["adaptive_pool"] else nn.Identity()
         d, h, drop = c * s * s, p["hidden"], config.dropout
         if p["dropout_first"]:  # torchvision's order; indices 1, 4, 6 are the Linear layers

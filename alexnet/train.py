@@ -38,6 +38,7 @@ class TrainConfig:
     activation: str = "relu"
     dropout: float = 0.5
     lrn: bool = True
+    pool_kernel: int = 3  # max-pooling window (stride 2): 3 overlapping, 2 non-overlapping
     augment: bool = True  # random crops and flips
     fancy_pca: float = 0.1  # std of the PCA colour noise alpha (0: off)
     ten_crop: bool = False  # also report the ten-crop test accuracy at the end
@@ -65,6 +66,7 @@ HELP = {
     "data_dir": "where --dataset lives in torchvision's layout (imagefolder: DIR/train/CLASS/*)",
     "preset": f"one of {', '.join(PRESETS)}",
     "activation": "relu or tanh (the paper's Figure 1)",
+    "pool_kernel": "max-pooling window, stride 2: 3 overlapping (the paper's), 2 non-overlapping",
     "schedule": "cosine, or step: lr / 10 after 2 evaluations without a better val accuracy",
     "smoke": "a few steps on a few images: seconds",
 }
@@ -211,6 +213,7 @@ def train(cfg: TrainConfig, given=None):
         mcfg = AlexNetConfig(
             preset=cfg.preset, num_classes=len(data["classes"]), in_channels=train_x.shape[1],
             image_size=crop, activation=cfg.activation, dropout=cfg.dropout, lrn=cfg.lrn,
+            pool_kernel=cfg.pool_kernel,
         )  # fmt: skip
     except ValueError as e:
         raise harness.UserError(str(e)) from None

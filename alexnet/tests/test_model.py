@@ -125,3 +125,16 @@ def test_minimum_sizes_and_bad_inputs_are_one_clear_error():
         AlexNetConfig(preset="vgg")
     with pytest.raises(ValueError, match="at least"):
         AlexNetConfig(preset="small", image_size=8)
+
+
+def test_non_overlapping_pooling_ablation():
+    """--pool-kernel 2 (Section 3.4's z = s = 2) tiles the map: each pool keeps one more row."""
+    cfg = AlexNetConfig(preset="small", pool_kernel=2)
+    model = AlexNet(cfg)
+    pools = [m for m in model.features if isinstance(m, torch.nn.MaxPool2d)]
+    assert [(p.kernel_size, p.stride) for p in pools] == [(2, 2)] * 3
+    assert model.features(torch.randn(1, 3, 32, 32)).shape == (1, 96, 2, 2)  # 1x1 when z = 3
+    assert model.classifier[0].in_features == 96 * 2 * 2
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    with pytest.raises(ValueError, match="pool_kernel must be 2 or 3"):
+        AlexNetConfig(preset="small", pool_kernel=4)
