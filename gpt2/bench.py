@@ -16,13 +16,23 @@
 
 Repetitions alternate between the four models, the order rotating every round, and report
 medians, so a machine whose load changes affects every side alike. Ratios, not absolute times,
-are the result. (nanoGPT's model class is not compared: it is not installable as a package.)
+are the result.
+
+With `--nanogpt-dir DIR` (a local clone of github.com/karpathy/nanoGPT; nothing is
+downloaded) nanoGPT's own GPT class, imported from DIR/model.py, joins the round with the same
+weights and the same optimizer, and both of ours are held to it: ours / nanoGPT per training
+step ("ms per iteration" at equal work) and per forward. nanoGPT is not a package, so this is
+the only way to build its model class here.
 """
 
 import argparse
+import contextlib
+import importlib.util
+import io
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import harness
 import torch
@@ -40,10 +50,29 @@ def _time(device, fn, *args, **kwargs) -> float:
 
 
 PAIRS = (("ours", "hf_eager"), ("ours_fused", "hf_sdpa"))  # (ours, the HF model it is held to)
+NANOGPT_PAIRS = (("ours", "nanogpt"), ("ours_fused", "nanogpt"))
 
 
-def build_models(cfg: GPTConfig, device) -> dict:
-    """The four models of PAIRS, every one with the same weights (a random HF init)."""
+def nanogpt_model(directory: str, cfg: GPTConfig) -> torch.nn.Module:
+    """nanoGPT's GPT class from DIR/model.py of a local clone, at our configuration."""
+    path = Path(directory).expanduser() / "model.py"
+    harness.check(
+        path.is_file(), f"--nanogpt-dir {directory}: no model.py there (a clone of nanoGPT)"
+    )
+    spec = importlib.util.spec_from_file_location("nanogpt_model", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    shape = dict(
+        n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd, block_size=cfg.block_size
+    )
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints its parameter count
+        return module.GPT(
+            module.GPTConfig(**shape, vocab_size=cfg.vocab_size, dropout=0.0, bias=True)
+        )
+
+
+def build_models(cfg: GPTConfig, device, nanogpt_dir: str | None = None) -> dict:
+    """The four models of PAIRS (and nanoGPT's), every one with the same weights (a random HF init)."""
     import transformers
 
     def hf(impl):
@@ -60,9 +89,12 @@ def build_models(cfg: GPTConfig, device) -> dict:
     for name, fused in (("ours", False), ("ours_fused", True)):
         models[name] = GPT(GPTConfig(**{**cfg.to_dict(), "fused_attention": fused}))
         models[name].load_state_dict(hf_to_ours(state))
+    if nanogpt_dir:  # its names and layout are ours (nn.Linear, tied lm_head)
+        models["nanogpt"] = nanogpt_model(nanogpt_dir, cfg)
+        models["nanogpt"].load_state_dict(hf_to_ours(state))
     assert models["hf_eager"].config._attn_implementation == "eager"
     assert models["hf_sdpa"].config._attn_implementation == "sdpa"
-    return {k: models[k].to(device) for k in ("ours", "hf_eager", "ours_fused", "hf_sdpa")}
+    return {k: m.to(device) for k, m in models.items()}
 
 
 def _interleaved(device, fns: dict, reps: int) -> dict:
@@ -76,11 +108,12 @@ def _interleaved(device, fns: dict, reps: int) -> dict:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def bench_pairs(cfg: GPTConfig, batch: int, reps: int, device) -> dict:
+def bench_pairs(cfg: GPTConfig, batch: int, reps: int, device, nanogpt_dir=None) -> dict:
     """Training step and forward seconds of the four models, and the ratio of each pair."""
     from train import TrainConfig, make_optimizer
 
-    models = build_models(cfg, device)
+    models = build_models(cfg, device, nanogpt_dir)
+    pairs = PAIRS + (NANOGPT_PAIRS if nanogpt_dir else ())
     idx = torch.randint(0, cfg.vocab_size, (batch, cfg.block_size), device=device)
 
     def loss_of(name):
@@ -108,8 +141,8 @@ def bench_pairs(cfg: GPTConfig, batch: int, reps: int, device) -> dict:
     out = {"config": cfg.to_dict(), "batch": batch, "reps": reps}
     for phase, med in (("train", train), ("forward", fwd)):
         out |= {f"ms_{phase}_{k}": 1e3 * v for k, v in med.items()}
-        out |= {f"ratio_{phase}_{a}_over_{b}": med[a] / med[b] for a, b in PAIRS}
-    return out | {"tokens_per_s": tokens / train["ours"], "flops_per_s": flops, "peak_flops": peak,
+        out |= {f"ratio_{phase}_{a}_over_{b}": med[a] / med[b] for a, b in pairs}
+    return out | {"pairs": pairs} | {"tokens_per_s": tokens / train["ours"], "flops_per_s": flops, "peak_flops": peak,
                   "mfu": flops / peak}  # fmt: skip
 
 
@@ -118,7 +151,7 @@ def print_pairs(name: str, r: dict):
     print(f"{name} ({c['n_layer']} layers x {c['n_head']} heads x {c['n_embd']}, context "
           f"{c['block_size']}, vocabulary {c['vocab_size']}), batch {r['batch']}, median of {r['reps']}:")  # fmt: skip
     for phase, what in (("train", "training step (fwd + bwd + AdamW)"), ("forward", "forward")):
-        for a, b in PAIRS:
+        for a, b in r["pairs"]:
             ratio = r[f"ratio_{phase}_{a}_over_{b}"]
             print(f"  {what:34s} {a:10s} {r[f'ms_{phase}_{a}']:8.1f} ms | {b:8s} "
                   f"{r[f'ms_{phase}_{b}']:8.1f} ms | {a}/{b} {ratio:.2f}x "
@@ -171,7 +204,9 @@ def run(args):
         sizes.append((args.large_preset, args.large_batch_size))
     for preset, batch in sizes:
         cfg = GPTConfig.from_preset(preset, vocab_size=args.vocab_size)
-        result["pairs"][preset] = r = bench_pairs(cfg, batch, args.repeats, device)
+        result["pairs"][preset] = r = bench_pairs(
+            cfg, batch, args.repeats, device, args.nanogpt_dir
+        )
         print_pairs(preset, r)
     gen_cfg = GPTConfig.from_preset(
         args.gen_preset, vocab_size=args.vocab_size, block_size=args.max_new_tokens + 1
@@ -204,6 +239,7 @@ def main(argv=None):
     p.add_argument("--gen-repeats", type=int, default=2, help="timed generations (median)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: half the cores)")
     p.add_argument("--device", default="auto", help="auto: cuda, then mps, then cpu")
+    p.add_argument("--nanogpt-dir", default=None, help="a local nanoGPT clone: hold ours to its GPT class too")  # fmt: skip
     p.add_argument("--json", default=None, help="also write the results to this file")
     p.add_argument("--smoke", action="store_true", help="tiny models, one repetition, in seconds")
     args = p.parse_args(argv)
