@@ -5,7 +5,7 @@ Recognition", Proc. IEEE 86(11), 1998 (Section II.B, Fig. 2: the LeNet-5 archite
 https://doi.org/10.1109/5.726791 (no arXiv version exists).
 
 Read top to bottom: a convolution as loops (`conv2d_naive`), the same convolution as one matrix
-multiply (`Conv2D`, im2col), pooling (loops, then vectorised), the small layers, the loss, and
+multiply (`Conv2D`, im2col with the batch axis last), pooling (loops, then vectorised), the small layers, the loss, and
 LeNet-5. Every layer has `forward(x)` and `backward(dout) -> dx`, with parameters in `params` and
 their gradients in `grads` (same keys). Layers keep the dtype they are given: float32 to train,
 float64 in the tests.
@@ -42,56 +42,74 @@ def conv2d_naive(x, W, b, stride=1, pad=0):
     return out
 
 
-def grid(x, u, v, stride, Ho, Wo):
-    """x[:, :, i*s + u, j*s + v] for all i < Ho, j < Wo: offset (u, v) of every window, a view."""
-    return x[:, :, u : u + stride * (Ho - 1) + 1 : stride, v : v + stride * (Wo - 1) + 1 : stride]
-
-
 def out_size(x_shape, kh, kw, stride):
     """(Ho, Wo) of a kh x kw window sliding with stride s over x (N, C, H, W): (H - kh) // s + 1."""
     return (x_shape[2] - kh) // stride + 1, (x_shape[3] - kw) // stride + 1
 
 
-def im2col(x, kh, kw, stride):
-    """x (N, C, H, W) -> cols (N, C*kh*kw, Ho*Wo): every receptive field as a column.
+def batch_last(x):
+    """(N, C, H, W) -> (C, H, W, N), contiguous: the layout im2col copies from (see there)."""
+    return np.ascontiguousarray(x.transpose(1, 2, 3, 0))
 
-    Row (c, u, v) of image n holds x[n, c, i*s + u, j*s + v] for every output position (i, j),
-    so a layer with weights W_mat (F, C*kh*kw) is one matrix multiply per image, W_mat @ cols[n],
-    and its output (N, F, Ho*Wo) is already in NCHW order. The rows are filled one kernel offset
-    (u, v) at a time: kh*kw copies of a whole strided grid, not N*Ho*Wo small patch copies.
+
+def batch_first(y):
+    """(C, H, W, N) -> (N, C, H, W), contiguous: back to the layout between layers."""
+    return np.ascontiguousarray(y.transpose(3, 0, 1, 2))
+
+
+def grid(xt, u, v, stride, Ho, Wo):
+    """xt[:, i*s + u, j*s + v, :] for all i < Ho, j < Wo: offset (u, v) of every window, a view.
+
+    xt is (C, H, W, N), batch last (see im2col)."""
+    return xt[:, u : u + stride * (Ho - 1) + 1 : stride, v : v + stride * (Wo - 1) + 1 : stride]
+
+
+def im2col(x, kh, kw, stride):
+    """x (N, C, H, W) -> cols (C*kh*kw, Ho*Wo*N): every receptive field of every image as a column.
+
+    Row (c, u, v) holds x[n, c, i*s + u, j*s + v] for every output position (i, j) and image n,
+    so a layer with weights W_mat (F, C*kh*kw) is ONE matrix multiply, W_mat @ cols, whose output
+    (F, Ho*Wo*N) is out[n, f, i, j] in the order (f, i, j, n). The rows are filled one kernel
+    offset (u, v) at a time: kh*kw copies of a whole strided grid, not N*Ho*Wo small patch copies.
+    The batch axis goes last (x is first copied to (C, H, W, N)), so one offset's grid is C*Ho
+    runs of Wo*N contiguous numbers: with the batch first it would be N*C*Ho runs of Wo (10 for
+    C3), and NumPy pays per run. That layout makes C3's im2col and col2im about 5x faster.
     """
     N, C = x.shape[:2]
     Ho, Wo = out_size(x.shape, kh, kw, stride)
-    cols = np.empty((N, C, kh, kw, Ho, Wo), dtype=x.dtype)
+    xt = batch_last(x)  # (C, H, W, N)
+    cols = np.empty((C, kh, kw, Ho, Wo, N), dtype=x.dtype)
     for u in range(kh):
         for v in range(kw):
-            cols[:, :, u, v] = grid(x, u, v, stride, Ho, Wo)
-    return cols.reshape(N, C * kh * kw, Ho * Wo)
+            cols[:, u, v] = grid(xt, u, v, stride, Ho, Wo)
+    return cols.reshape(C * kh * kw, Ho * Wo * N)
 
 
 def col2im(dcols, x_shape, kh, kw, stride):
     """The adjoint of `im2col`: add each column's gradient back to the pixels it was copied from.
 
-    Overlapping windows (stride < kernel) add up. One strided add per kernel offset (u, v).
+    dcols (C*kh*kw, Ho*Wo*N) -> dx (N, C, H, W). Overlapping windows (stride < kernel) add up.
+    One strided add per kernel offset (u, v), in the batch-last layout of im2col.
     """
-    N, C = x_shape[:2]
+    N, C, H, W = x_shape
     Ho, Wo = out_size(x_shape, kh, kw, stride)
-    dcols = dcols.reshape(N, C, kh, kw, Ho, Wo)
-    dx = np.zeros(x_shape, dtype=dcols.dtype)
+    dcols = dcols.reshape(C, kh, kw, Ho, Wo, N)
+    dxt = np.zeros((C, H, W, N), dtype=dcols.dtype)
     for u in range(kh):
         for v in range(kw):
-            grid(dx, u, v, stride, Ho, Wo)[...] += dcols[:, :, u, v]
-    return dx
+            grid(dxt, u, v, stride, Ho, Wo)[...] += dcols[:, u, v]
+    return batch_first(dxt)
 
 
 class Conv2D:
-    """2-D convolution (cross-correlation), NCHW, as im2col + one matrix multiply per image.
+    """2-D convolution (cross-correlation), NCHW, as im2col + one matrix multiply.
 
-    forward:  cols = im2col(x_pad)            (N, C*kh*kw, Ho*Wo)
-              out  = W_mat @ cols + b         (N, F, Ho*Wo), W_mat = W.reshape(F, C*kh*kw)
-    backward: dW_mat = sum_n g[n] @ cols[n].T (correlation of input and upstream gradient g)
+    forward:  cols = im2col(x_pad)            (C*kh*kw, Ho*Wo*N)
+              out  = W_mat @ cols + b         (F, Ho*Wo*N), W_mat = W.reshape(F, C*kh*kw)
+    backward: dW_mat = g @ cols.T             (correlation of input and upstream gradient g)
               db     = sum over n, i, j of g
               dx     = col2im(W_mat.T @ g)    (= full convolution of g with the flipped W)
+    with g = dL/dout in im2col's order (F, Ho*Wo*N).
     """
 
     def __init__(self, c_in, c_out, kernel, stride=1, pad=0, rng=None, gain=2.0, dtype=np.float32):
@@ -108,29 +126,24 @@ class Conv2D:
     def forward(self, x):
         W, b, p = self.params["W"], self.params["b"], self.pad
         F, C, kh, kw = W.shape
+        N = x.shape[0]
         xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p))) if p else x
-        cols = im2col(xp, kh, kw, self.stride)  # (N, C*kh*kw, Ho*Wo)
-        out = W.reshape(F, -1) @ cols + b[:, None]  # (N, F, Ho*Wo)
+        Ho, Wo = out_size(xp.shape, kh, kw, self.stride)
+        cols = im2col(xp, kh, kw, self.stride)  # (C*kh*kw, Ho*Wo*N)
+        out = W.reshape(F, -1) @ cols + b[:, None]  # (F, Ho*Wo*N)
         self.cache = (xp.shape, x.shape, cols)
-        return out.reshape(x.shape[0], F, *out_size(xp.shape, kh, kw, self.stride))
+        return batch_first(out.reshape(F, Ho, Wo, N))
 
     def backward(self, dout, need_dx=True):
         xp_shape, x_shape, cols = self.cache
         W, p = self.params["W"], self.pad
         F, C, kh, kw = W.shape
-        g = dout.reshape(dout.shape[0], F, -1)  # (N, F, Ho*Wo)
-        # dW_mat[f, k] = sum over images n and positions q of g[n, f, q] * cols[n, k, q]: one
-        # small matmul per image, summed, when an image has many positions (C1, C3: 7x faster
-        # than the copies tensordot makes); one big product when it has few (C5's 1x1 output).
-        if g.shape[2] >= 16:
-            dW = (g @ cols.transpose(0, 2, 1)).sum(axis=0)
-        else:
-            dW = np.tensordot(g, cols, axes=([0, 2], [0, 2]))
-        self.grads["W"] = dW.reshape(W.shape)
-        self.grads["b"] = g.sum(axis=(0, 2))
+        g = batch_last(dout).reshape(F, -1)  # (F, Ho*Wo*N), the order of the forward's out
+        self.grads["W"] = (g @ cols.T).reshape(W.shape)  # (F, Ho*Wo*N) @ (Ho*Wo*N, C*kh*kw)
+        self.grads["b"] = g.sum(axis=1)
         if not need_dx:  # the first layer's input gradient is never used in training
             return None
-        dxp = col2im(W.reshape(F, -1).T @ g, xp_shape, kh, kw, self.stride)  # (N, C*kh*kw, Ho*Wo)
+        dxp = col2im(W.reshape(F, -1).T @ g, xp_shape, kh, kw, self.stride)  # (N, C, Hp, Wp)
         return dxp[:, :, p : p + x_shape[2], p : p + x_shape[3]] if p else dxp
 
 
@@ -162,37 +175,45 @@ class Pool2D:
         self.params, self.grads = {}, {}
 
     def windows(self, x):
-        """x (N, C, H, W) -> (N, C, Ho, Wo, k*k): the k*k inputs of every window, via im2col.
+        """x (N, C, H, W) -> (C, k*k, Ho, Wo, N): the k*k inputs of every window, im2col's rows.
 
-        The window axis goes last (one small copy): a reduction along a contiguous axis is
-        about 10x faster in NumPy than along a strided one.
+        A reduction over axis 1 (max, mean) is k*k - 1 elementwise operations on whole
+        contiguous (Ho, Wo, N) maps: fast in NumPy, where a reduction along a short strided or
+        innermost axis is not.
         """
         k, s = self.kernel, self.stride
         Ho, Wo = out_size(x.shape, k, k, s)
-        cols = im2col(x, k, k, s).reshape(x.shape[0], x.shape[1], k * k, Ho, Wo)
-        return np.ascontiguousarray(np.moveaxis(cols, 2, -1))
+        return im2col(x, k, k, s).reshape(x.shape[1], k * k, Ho, Wo, x.shape[0])
 
     def unwindows(self, dwin):
-        """The adjoint of `windows` (col2im): window gradients (N, C, Ho, Wo, k*k) back to pixels."""
-        return col2im(np.moveaxis(dwin, -1, 2), self.x_shape, self.kernel, self.kernel, self.stride)
+        """The adjoint of `windows` (col2im): window gradients (C, k*k, Ho, Wo, N) back to pixels."""
+        return col2im(dwin, self.x_shape, self.kernel, self.kernel, self.stride)
 
 
 class MaxPool2D(Pool2D):
-    """Max pooling: the arg-max of each window's k*k inputs; the backward puts dout there.
+    """Max pooling: each window's maximum; the backward puts dout on the input that won.
 
-    Ties go to the first offset and a NaN wins its window (np.argmax treats NaN as the maximum;
-    torch does too, so NaN propagates; with two NaNs in one window torch picks the last).
+    Ties go to the first offset and a NaN wins its window (as np.argmax and torch; with two NaNs
+    in one window torch picks the last), so NaN propagates and takes the gradient.
     """
 
     def forward(self, x):
-        win = self.windows(x)  # (N, C, Ho, Wo, k*k)
-        self.arg, self.x_shape = win.argmax(axis=-1)[..., None], x.shape  # (N, C, Ho, Wo, 1)
-        return np.take_along_axis(win, self.arg, axis=-1)[..., 0]
+        win = self.windows(x)  # (C, k*k, Ho, Wo, N)
+        out = win.max(axis=1)  # (C, Ho, Wo, N); NaN if the window holds one
+        # The winner of each window, as a mask over its k*k offsets: the inputs equal to the max
+        # (or NaN), then only the first of them, so that a tie sends the gradient to one input.
+        won = (win == out[:, None]) | np.isnan(win)
+        taken = won[:, 0].copy()
+        for i in range(1, won.shape[1]):
+            won[:, i] &= ~taken
+            taken |= won[:, i]
+        self.won, self.x_shape = won, x.shape
+        return batch_first(out)
 
     def backward(self, dout):
-        dwin = np.zeros((*dout.shape, self.kernel**2), dtype=dout.dtype)  # (N, C, Ho, Wo, k*k)
-        np.put_along_axis(dwin, self.arg, dout[..., None], axis=-1)
-        return self.unwindows(dwin)
+        # dout to each window's winner, 0 to the others (the mask holds one True per window;
+        # a mask times dout is cheaper than np.where, and differs only for an infinite dout)
+        return self.unwindows(self.won * batch_last(dout)[:, None])
 
 
 class AvgPool2D(Pool2D):
@@ -200,11 +221,11 @@ class AvgPool2D(Pool2D):
 
     def forward(self, x):
         self.x_shape = x.shape
-        return self.windows(x).mean(axis=-1)
+        return batch_first(self.windows(x).mean(axis=1))
 
     def backward(self, dout):
-        share = dout[..., None] / self.kernel**2  # every input of a window gets an equal share
-        return self.unwindows(np.broadcast_to(share, (*dout.shape, self.kernel**2)))
+        share = batch_last(dout)[:, None] / self.kernel**2  # (C, 1, Ho, Wo, N): an equal share
+        return self.unwindows(np.repeat(share, self.kernel**2, axis=1))  # for every input
 
 
 # ---------------------------------------------------------------------------------------------

@@ -51,6 +51,7 @@ def main(argv=None):
     p.add_argument("--seq-len", type=int, default=d.seq_len, help="truncated-BPTT length T")
     p.add_argument("--eval-every", type=int, default=100, help="steps between val losses")
     p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
+    p.add_argument("--dropout", type=float, default=d.dropout, help="on every layer's output")
     p.add_argument(
         "--schedule", default=d.schedule, choices=["constant", "cosine"], help="lr schedule"
     )
@@ -63,6 +64,8 @@ def main(argv=None):
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     if not args.lr > 0:
         p.error("--lr must be positive")
+    if not 0 <= args.dropout < 1:
+        p.error("--dropout must be in [0, 1)")
     harness.blas_threads(1)  # threadpoolctl applies the limit when it is created
     try:
         text, _ = load_text(args.dataset, args.data or None, args.data_dir, args.download)
@@ -86,7 +89,7 @@ def main(argv=None):
         rows.append((cell, H, m["n_params"], m["best_val_loss"], m["value"], m["ms_per_step"]))
     name = Path(args.data).name if args.data else args.dataset
     table = [
-        f"{name}, {args.steps} steps of batch {args.batch_size} x {args.seq_len}, Adam lr {args.lr} ({args.schedule}):",
+        f"{name}, {args.steps} steps of batch {args.batch_size} x {args.seq_len}, Adam lr {args.lr} ({args.schedule}), dropout {args.dropout}:",
         "",
         "| cell | hidden | parameters | best val loss | final val loss | ms/step |",
         "|---|---|---|---|---|---|",

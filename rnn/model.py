@@ -1,9 +1,9 @@
 """Vanilla RNN, LSTM and GRU in NumPy, with backpropagation through time written by hand.
 
-Read top to bottom: sigmoid -> Embedding -> Linear -> softmax cross-entropy -> Recurrent (the
-shared unrolled loop) -> RNN, LSTM, GRU (one cell each: forward step and backward step) ->
-ModelConfig, CharRNN (embedding, a stack of cells, a linear head) -> sample (temperature, top-k,
-prompt).
+Read top to bottom: sigmoid -> Embedding -> Linear -> Dropout -> softmax cross-entropy ->
+Recurrent (the shared unrolled loop) -> RNN, LSTM, GRU (one cell each: forward step and backward
+step) -> ModelConfig, CharRNN (embedding, a stack of cells, a linear head) -> sample
+(temperature, top-k, prompt).
 
 Papers: Elman, "Finding structure in time" (1990); Werbos, "Backpropagation through time" (1990);
 Hochreiter & Schmidhuber, "Long short-term memory" (1997); Gers, Schmidhuber & Cummins,
@@ -68,6 +68,29 @@ class Linear:
         self.grads["W"][...] = d2.T @ x2  # (out, N) @ (N, in)
         self.grads["b"][...] = d2.sum(0)
         return dout @ W
+
+
+class Dropout:
+    """Inverted dropout (Srivastava et al. 2014; never on the recurrent connections, as Zaremba et
+    al., https://arxiv.org/abs/1409.2329): in training each unit is zeroed with probability p and the
+    survivors are scaled by 1 / (1 - p), so the expected output equals the input and evaluation,
+    which keeps every unit, needs no rescaling.  forward: y = x * m;  backward: dx = dy * m, with
+    the same mask m (0 or 1 / (1 - p)).
+    """
+
+    def __init__(self, p=0.0):
+        self.p, self.mask = p, None
+
+    def forward(self, x, rng=None):  # rng None (evaluation, sampling) or p = 0: the identity
+        if rng is None or self.p == 0:
+            self.mask = None
+            return x
+        keep = rng.random(x.shape) >= self.p
+        self.mask = keep.astype(x.dtype) / x.dtype.type(1.0 - self.p)
+        return x * self.mask
+
+    def backward(self, dout):
+        return dout if self.mask is None else dout * self.mask
 
 
 def softmax_cross_entropy(logits, targets):
@@ -276,10 +299,14 @@ class ModelConfig:
     n_layer: int = 1
     forget_bias: float = 1.0
     seed: int = 0  # draws the initial weights
+    dropout: float = 0.0  # training only: evaluation and sampling keep every unit
 
 
 class CharRNN:
     """Character language model: Embedding -> n_layer recurrent cells -> Linear head -> logits.
+
+    With dropout p > 0, forward(ids, states, rng) drops units of every layer's output (the
+    inputs of the next layer and of the head), never the carried state.
 
     Defaults are the small CPU configuration trained by `python train.py`. `params`/`grads` are
     properties: flat dicts ("layer0.W_ih", ...) of the very arrays of the layers, so an optimiser
@@ -295,6 +322,7 @@ class CharRNN:
         n_layer=1,
         forget_bias=1.0,
         seed=0,
+        dropout=0.0,
         dtype=np.float32,
     ):
         if cell not in CELLS:
@@ -307,6 +335,8 @@ class CharRNN:
             extra = {"forget_bias": forget_bias} if cell == "lstm" else {}
             self.layers.append(CELLS[cell](n_in, n_hidden, rng, dtype, **extra))
         self.head = Linear(n_hidden, vocab_size, rng, dtype)
+        # one dropout after each layer (each keeps its own mask)
+        self.dropouts = [Dropout(dropout) for _ in range(n_layer)]
         self.modules = [("embed", self.embed), ("head", self.head)]
         self.modules += [(f"layer{l}", layer) for l, layer in enumerate(self.layers)]
 
@@ -325,13 +355,15 @@ class CharRNN:
     def init_state(self, batch):
         return [layer.init_state(batch) for layer in self.layers]
 
-    def forward(self, ids, states=None):
-        """ids (T, B) int, states: one tuple per layer -> logits (T, B, V), final states."""
+    def forward(self, ids, states=None, rng=None):
+        """ids (T, B) int, states: one tuple per layer -> logits (T, B, V), final states.
+        rng (a Generator) draws the dropout masks; None (evaluation, sampling) drops nothing."""
         states = self.init_state(ids.shape[1]) if states is None else states
         x = self.embed.forward(ids)  # (T, B, E)
         new_states = []
-        for layer, state in zip(self.layers, states):
+        for layer, drop, state in zip(self.layers, self.dropouts, states):
             x, state = layer.forward(x, state)  # (T, B, H)
+            x = drop.forward(x, rng)
             new_states.append(state)
         return self.head.forward(x), new_states
 
@@ -341,8 +373,10 @@ class CharRNN:
         dstates = [None] * len(self.layers) if dstates is None else dstates
         dx = self.head.backward(dlogits)  # (T, B, H)
         dstates0 = []
-        for layer, dstate in zip(reversed(self.layers), reversed(dstates)):
-            dx, dstate0 = layer.backward(dx, dstate)
+        for layer, drop, dstate in zip(
+            reversed(self.layers), reversed(self.dropouts), reversed(dstates)
+        ):
+            dx, dstate0 = layer.backward(drop.backward(dx), dstate)
             dstates0.insert(0, dstate0)
         self.embed.backward(dx)
         return dstates0

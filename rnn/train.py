@@ -33,6 +33,7 @@ class TrainConfig:
     n_embd: int = 32
     n_hidden: int = 128
     forget_bias: float = 1.0
+    dropout: float = 0.0  # on every layer's output, training only
     seq_len: int = 64  # T: characters backpropagated through per chunk
     batch_size: int = 32  # B: parallel streams
     steps: int = 2000
@@ -58,6 +59,7 @@ HELP = {
     "n_embd": "embedding size",
     "n_hidden": "hidden units per layer",
     "forget_bias": "initial LSTM forget-gate bias (LSTM only)",
+    "dropout": "probability of dropping a unit of each layer's output (training only)",
     "seq_len": "truncated-BPTT length T",
     "steps": "optimiser steps (the total, also with --resume)",
     "batch_size": "parallel text streams B",
@@ -83,6 +85,7 @@ def validate(cfg):
     for name in ("steps", "batch_size", "seq_len", "n_hidden", "n_embd", "n_layer", "eval_every"):
         harness.check(getattr(cfg, name) >= 1, f"--{name.replace('_', '-')} must be at least 1")
     harness.check(cfg.lr > 0 and np.isfinite(cfg.lr), f"--lr must be positive, got {cfg.lr}")
+    harness.check(0 <= cfg.dropout < 1, f"--dropout must be in [0, 1), got {cfg.dropout}")
     for name in ("grad_clip", "warmup_steps", "schedule_steps"):
         harness.check(getattr(cfg, name) >= 0, f"--{name.replace('_', '-')} must be >= 0")
 
@@ -141,13 +144,13 @@ def _train(cfg, given):
     harness.prepare_out_dir(out)
     vocab, kind, train_streams, val_streams = prepare_data(cfg)
     mcfg = ModelConfig(len(vocab), cfg.cell, cfg.n_embd, cfg.n_hidden, cfg.n_layer,
-                       cfg.forget_bias, cfg.seed)  # fmt: skip
+                       cfg.forget_bias, cfg.seed, cfg.dropout)  # fmt: skip
     model = CharRNN(**vars(mcfg))
     opt = OPTIMIZERS[cfg.optimizer](model.params, lr=cfg.lr)
     if not cfg.resume and cfg.schedule_steps == 0:
         cfg = replace(cfg, schedule_steps=cfg.steps)  # stored: a resumed run keeps this horizon
     harness.warn_past_horizon(cfg.steps, cfg.schedule_steps, cfg.schedule)
-    rng = np.random.default_rng(cfg.seed)  # draws the samples printed at each evaluation
+    rng = np.random.default_rng(cfg.seed)  # draws the dropout masks and the printed samples
     step, states, seconds, history = 0, None, 0.0, harness.new_history()
     if ckpt is not None:
         harness.check(ckpt["vocab"] == vocab.chars, f"{ckpt_path} was trained on another corpus")
@@ -176,7 +179,7 @@ def _train(cfg, given):
         x, y = train_streams.chunk(k)
         opt.lr = lr_at(step, lr=cfg.lr, warmup_steps=cfg.warmup_steps,
                        schedule_steps=cfg.schedule_steps, schedule=cfg.schedule)  # fmt: skip
-        logits, new_states = model.forward(x, states)
+        logits, new_states = model.forward(x, states, rng)  # rng: dropout masks, if any
         loss, dlogits = softmax_cross_entropy(logits, y)
         harness.check_finite(loss, step + 1, out)
         model.backward(dlogits)  # no dstates: the gradient stops at the chunk's start

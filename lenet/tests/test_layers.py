@@ -138,7 +138,8 @@ def test_pool_matches_torch(pool, ref, x_shape, kernel, stride):
 
 
 def test_maxpool_large_kernel_like_torch():
-    """A 12x12 window has 144 offsets: an arg-max stored in int8 (at most 127) overflows."""
+    """A 12x12 window has 144 offsets, the winner at the last one (an arg-max index stored in int8,
+    at most 127, would overflow; the first-winner mask must look at every offset)."""
     rng = np.random.default_rng(10)
     x = rng.standard_normal((2, 3, 13, 13))
     x[0, 0, 11, 11] = 9.0  # the winner of window (0, 0) at offset 11*12 + 11 = 143

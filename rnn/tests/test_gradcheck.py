@@ -8,7 +8,7 @@ Relative error ||analytic - numeric|| / (||analytic|| + ||numeric||) < 1e-6 for 
 import numpy as np
 import pytest
 from gradcheck import numerical_grad, rel_error
-from model import GRU, LSTM, RNN, CharRNN, softmax_cross_entropy
+from model import GRU, LSTM, RNN, CharRNN, Dropout, softmax_cross_entropy
 
 
 @pytest.mark.parametrize("cell", [RNN, LSTM, GRU])
@@ -63,6 +63,45 @@ def test_two_layer_stack_gradients(cell):
     for ds, ss in zip(dstates0, states0):
         for d, s in zip(ds, ss):
             assert rel_error(d, numerical_grad(loss, s)) < 1e-6
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_dropout_stack_gradients(cell):
+    """The same stack with dropout 0.3: a fixed mask (the same seed for every forward pass of the
+    finite differences) must be applied forward and backward to both layers' outputs."""
+    rng = np.random.default_rng(8)
+    T, B, V = 5, 2, 6
+    model = CharRNN(V, cell, n_embd=3, n_hidden=4, n_layer=2, seed=8, dropout=0.3, dtype=np.float64)
+    ids = rng.integers(0, V, (T, B))
+    glog = rng.standard_normal((T, B, V))
+
+    def loss():
+        return np.sum(glog * model.forward(ids, rng=np.random.default_rng(9))[0])
+
+    loss()
+    masks = [d.mask for d in model.dropouts]
+    assert all(0 < (m == 0).mean() < 0.7 for m in masks)  # units really dropped, not all
+    dstates0 = model.backward(glog)
+    grads = {k: v.copy() for k, v in model.grads.items()}
+    for k, p in model.params.items():
+        err = rel_error(grads[k], numerical_grad(loss, p))
+        assert err < 1e-6, (cell, k, err)
+    states0 = model.init_state(B)
+    num = numerical_grad(lambda: np.sum(glog * model.forward(ids, states0, np.random.default_rng(9))[0]), states0[1][0])  # fmt: skip
+    assert rel_error(dstates0[1][0], num) < 1e-6  # the second layer's h0, behind a dropped output
+
+
+def test_dropout_masks():
+    """Inverted dropout: a fraction p of zeros, survivors scaled by 1/(1-p) (mean ~ 1); without a
+    generator (evaluation, sampling) the identity; backward multiplies by the same mask."""
+    x = np.ones((200, 500), np.float32)
+    drop = Dropout(0.25)
+    y = drop.forward(x, np.random.default_rng(0))
+    assert y.dtype == np.float32 and set(np.unique(y)) == {0.0, np.float32(1 / 0.75)}
+    assert abs((y == 0).mean() - 0.25) < 0.01 and abs(y.mean() - 1) < 0.01
+    g = np.random.default_rng(1).standard_normal(x.shape).astype(np.float32)
+    np.testing.assert_array_equal(drop.backward(g), g * drop.mask)
+    assert drop.forward(x) is x and drop.backward(g) is g
 
 
 def test_softmax_cross_entropy_gradient():

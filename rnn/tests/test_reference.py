@@ -142,6 +142,40 @@ def test_char_model_matches_torch(cell):
             close(model.grads[f"layer{l}.{k}"], getattr(rnn, NAMES[k].format(l)).grad)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_char_model_with_dropout_matches_torch(cell):
+    """Dropout 0.4 on both layers' outputs: torch, given our masks (y * m), gives the same logits
+    and gradients. The embedding, the recurrent connections and the states are not dropped."""
+    rng = np.random.default_rng(10)
+    T, B, V, E, H = 6, 3, 9, 4, 5
+    model = CharRNN(V, cell, n_embd=E, n_hidden=H, n_layer=2, seed=10, dropout=0.4, dtype=np.float64)  # fmt: skip
+    emb, head = torch.nn.Embedding(V, E).double(), torch.nn.Linear(H, V).double()
+    rnns = [TORCH[cell](E if l == 0 else H, H).double() for l in range(2)]
+    with torch.no_grad():
+        emb.weight.copy_(torch.from_numpy(model.params["embed.W"]))
+        head.weight.copy_(torch.from_numpy(model.params["head.W"]))
+        head.bias.copy_(torch.from_numpy(model.params["head.b"]))
+        for l, r in enumerate(rnns):
+            for k in NAMES:
+                getattr(r, NAMES[k].format(0)).copy_(torch.from_numpy(model.params[f"layer{l}.{k}"]))  # fmt: skip
+    ids = rng.integers(0, V, (T, B))
+    glog = rng.standard_normal((T, B, V))
+
+    logits, _ = model.forward(ids, rng=np.random.default_rng(11))
+    model.backward(glog)
+    m1, m2 = (torch.from_numpy(d.mask) for d in model.dropouts)
+    x = rnns[0](emb(torch.from_numpy(ids)))[0] * m1
+    lt = head(rnns[1](x)[0] * m2)
+    (lt * torch.from_numpy(glog)).sum().backward()
+
+    close(logits, lt)
+    close(model.grads["embed.W"], emb.weight.grad)
+    close(model.grads["head.W"], head.weight.grad)
+    for l, r in enumerate(rnns):
+        for k in NAMES:
+            close(model.grads[f"layer{l}.{k}"], getattr(r, NAMES[k].format(0)).grad)
+
+
 def test_clipping_leaves_a_gradient_inside_the_limit_alone():
     """A global norm below max_norm: nothing changes (a clip that scaled by max_norm / norm
     would scale it UP), as torch's clip_grad_norm_, which clamps the factor at 1."""

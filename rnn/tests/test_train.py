@@ -76,10 +76,11 @@ def same_checkpoints(a, b):
     assert a["step"] == b["step"] and a["history"] == b["history"] and a["rng"] == b["rng"]
 
 
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
-def test_resume_inside_the_horizon_equals_uninterrupted(tmp_path, cell, monkeypatch, capsys):
-    """--steps 10 --schedule-steps 20, then --resume --steps 20 == one 20-step run (cosine)."""
-    kw = dict(cell=cell, eval_every=10, schedule="cosine", warmup_steps=3)
+@pytest.mark.parametrize("cell, dropout", [("rnn", 0.0), ("gru", 0.0), ("lstm", 0.0), ("gru", 0.2)])
+def test_resume_inside_the_horizon_equals_uninterrupted(tmp_path, cell, dropout, monkeypatch, capsys):  # fmt: skip
+    """--steps 10 --schedule-steps 20, then --resume --steps 20 == one 20-step run (cosine);
+    with dropout the masks come from the stored generator, so they repeat too."""
+    kw = dict(cell=cell, eval_every=10, schedule="cosine", warmup_steps=3, dropout=dropout)
     train.train(tiny(tmp_path, steps=20, out_dir=str(tmp_path / "a"), **kw))
     train.train(tiny(tmp_path, steps=10, schedule_steps=20, out_dir=str(tmp_path / "b"), **kw))
     calls = counting_backward(monkeypatch)
@@ -144,6 +145,7 @@ def test_bad_input_gets_one_clear_line(tmp_path, capsys, trained):
     (tmp_path / "short.txt").write_text("a few words\n" * 10)
     assert "too short" in one_line(train.main, ["--data", str(tmp_path / "short.txt"), *out], capsys)  # fmt: skip
     assert "--n-layer must be at least 1" in one_line(train.main, ["--n-layer", "0", *out], capsys)
+    assert "--dropout must be in [0, 1)" in one_line(train.main, ["--dropout", "1", *out], capsys)
     assert "cannot write" in one_line(train.main, ["--out-dir", "/dev/null/x"], capsys)
 
 
