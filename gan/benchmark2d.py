@@ -15,6 +15,7 @@ arXiv 1705.07761).
 """
 
 import argparse
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -30,13 +31,17 @@ VARIANTS = {
 
 
 def one_run(job):
-    """A train() in a worker process with one thread: (variant, dataset, seed, metrics)."""
+    """A train() in a worker process with one thread: (variant, dataset, seed, metrics).
+
+    cpu_seconds: the worker's CPU time for this run (time.process_time), beside the wall-clock
+    `seconds` that depend on the machine's load."""
     from train import TrainConfig, train
 
     variant, dataset, seed, steps, ema, out, smoke = job
     cfg = TrainConfig(dataset=dataset, seed=seed, steps=steps, eval_every=max(steps // 4, 1), ema=ema, threads=1, out_dir=str(out / f"{dataset}-{variant}-{seed}"), smoke=smoke, **VARIANTS[variant])  # fmt: skip
-    m = train(cfg)
-    keys = ("modes_covered", "high_quality", "mode_counts", "seconds", "steps")
+    cpu = time.process_time()
+    m = train(cfg) | {"cpu_seconds": round(time.process_time() - cpu, 2)}
+    keys = ("modes_covered", "high_quality", "mode_counts", "seconds", "cpu_seconds", "steps")
     keys += ("modes_covered_no_ema", "high_quality_no_ema") if ema else ()
     return variant, dataset, seed, {k: m[k] for k in keys}
 
@@ -115,6 +120,7 @@ def main(argv=None):
             for v in variants
             for s in seeds
         ]
+        wall = time.time()
         with ProcessPoolExecutor(args.jobs) as pool:
             rows = [
                 dict(variant=v, dataset=d, seed=s, **m) for v, d, s, m in pool.map(one_run, jobs)
@@ -125,6 +131,8 @@ def main(argv=None):
         table = {d: {v + k: [(r["modes_covered" + x], r["high_quality" + x]) for r in rows if r["dataset"] == d and r["variant"] == v] for v in variants for k, x in kinds.items()} for d in datasets}  # fmt: skip
         coverage_bars(table, out / "coverage.png")
         samples_figure(rows, out, out / "samples.png")
+        cpu = sum(r["cpu_seconds"] for r in rows)
+        print(f"{len(rows)} runs in {time.time() - wall:.0f} s wall, {cpu:.0f} s of CPU in {args.jobs} workers")  # fmt: skip
         print(f"wrote {out}/results.json, table.md, coverage.png, samples.png")
 
     return harness.run_main(run)

@@ -14,7 +14,7 @@ Images, scaled to [-1, 1] (the range of G's tanh):
 - mnist / fashion-mnist: IDX files in torchvision's layout (DIR/MNIST/raw/...,
   DIR/FashionMNIST/raw/...), 28x28 zero-padded to 32x32; `--download` fetches them;
 - imagefolder: DIR/class_name/*.png|jpg, resized to --image-size, RGB.
-tests/test_train.py trains on these mixtures and on the digits; data.py has no test of its own yet.
+tests/test_train.py trains on these mixtures, on the digits and on an image folder it writes.
 """
 
 import gzip

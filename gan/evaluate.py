@@ -2,6 +2,8 @@
 
 2-D mixtures: modes covered and the high-quality share (metrics.mode_stats); images: the
 judge's metrics (judge.py: judge-FID with its real-vs-real floor, classes, precision/recall).
+With --ema the EMA G is the headline and the raw G is scored beside it on the same noise
+(keys ending in _no_ema).
 Every evaluation uses the same fixed noise and held-out real points, and no global RNG, so a
 resumed run equals an uninterrupted one (tests/test_train.py).
 """
@@ -35,6 +37,9 @@ def evaluate(model, G_eval, loss, data, fixed_z, scorer):
             out |= {"modes_covered_no_ema": raw["modes_covered"], "high_quality_no_ema": raw["high_quality"]}  # fmt: skip
     else:
         out |= scorer.score(fake[: max(n, 1)])
+        if G_eval is not model.G:
+            raw = torch.cat([model.G(z) for z in fixed_z[: max(n, 1)].split(500)])
+            out |= {k + "_no_ema": v for k, v in scorer.score(raw).items() if k != "judge_fid_floor"}  # fmt: skip
     model.train()
     G_eval.train()
     return out

@@ -3,6 +3,7 @@
 import json
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 from inference import main as inference_main
@@ -123,6 +124,7 @@ def one_line_error(main, argv, capsys, text):
     [
         (["--loss", "wasserstein"], "unknown --loss"),
         (["--n-critic", "0"], "--n-critic 0"),
+        (["--n-critic", "-1"], "--n-critic -1"),
         (["--dataset", "cifar"], "unknown --dataset"),
         (["--betas", "0.5"], "--betas"),
         (["--dataset", "digits", "--image-size", "28"], "power of two"),
@@ -155,3 +157,35 @@ def test_checkpoint_of_another_image_size_is_one_line(tmp_path, capsys):
 def test_corrupt_checkpoint_is_one_line(tmp_path, capsys):
     (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
     one_line_error(inference_main, ["--out-dir", str(tmp_path)], capsys, "corrupt")
+
+
+def write_image_tree(root, n_per_class=6, size=12):
+    """root/class{0,1,2}/*.png: noisy red, green and blue squares, like a user's own folder."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c, colour in enumerate([(200, 30, 30), (30, 200, 30), (30, 30, 200)]):
+        (root / f"class{c}").mkdir(parents=True)
+        for i in range(n_per_class):
+            a = np.array(colour) + rng.normal(0, 30, (size, size, 3))
+            Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)).save(root / f"class{c}" / f"{i}.png")  # fmt: skip
+
+
+def test_imagefolder_trains_and_samples(tmp_path, capsys):
+    """--dataset imagefolder: DIR/class/*.png read as RGB, resized, judged (the EMA G and the raw
+    G); inference samples the checkpoint; a folder of too few images is one line."""
+    write_image_tree(tmp_path / "tree")
+    out = tmp_path / "run"
+    argv = ["--dataset", "imagefolder", "--data-dir", str(tmp_path / "tree"), "--image-size", "16", "--steps", "2", "--eval-every", "2", "--hidden", "8", "--z-dim", "8", "--batch-size", "4", "--judge-steps", "20", "--ema", "0.9", "--threads", "1", "--out-dir", str(out)]  # fmt: skip
+    assert train_main(argv) == 0
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["dataset"] == "imagefolder" and saved["metric"] == "judge_fid", saved
+    assert len(saved["class_histogram"]) == 3 and saved["judge_fid_floor"] < saved["judge_fid"]
+    assert saved["judge_fid_no_ema"] != saved["judge_fid"]  # the raw G scored beside the EMA G
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ckpt["model_config"]["channels"] == 3 and ckpt["model_config"]["image_size"] == 16
+    assert (out / "judge-imagefolder-16.pt").exists()
+    assert inference_main(["--out-dir", str(out), "--num-samples", "8"]) == 0
+    assert (out / "samples.png").stat().st_size > 500 and (out / "interpolation.png").exists()
+    (tmp_path / "few" / "a").mkdir(parents=True)  # fewer than 10 images: one line
+    one_line_error(train_main, ["--dataset", "imagefolder", "--data-dir", str(tmp_path / "few"), "--smoke", "--out-dir", str(out / "x")], capsys, "at least 10 images")  # fmt: skip
