@@ -7,6 +7,9 @@ with --data-dir DIR [--download]; their 28x28 images are padded to 32x32 so that
 four levels halves them evenly.
 """
 
+import gzip
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -29,19 +32,34 @@ def load(name, data_dir="data", download=False):
     raise ValueError(f"unknown dataset {name!r}: expected one of {', '.join(DATASETS)}")
 
 
-def load_torchvision(name, data_dir, download):
-    from torchvision import datasets
+def read_idx(path):
+    """An IDX file (plain or gzip): big-endian magic, dims as uint32, then uint8 data."""
+    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    ndim = raw[3]
+    dims = np.frombuffer(raw, ">u4", ndim, 4).astype(int)
+    return torch.from_numpy(np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims).copy())
 
-    cls = datasets.MNIST if name == "mnist" else datasets.FashionMNIST
-    out = {}
-    for split, train in (("train", True), ("test", False)):
-        try:
-            ds = cls(root=data_dir, train=train, download=download)
-        except RuntimeError as e:
-            raise ValueError(
-                f"{name} not found under --data-dir {data_dir} ({e}); add --download"
-            ) from None
-        x = ds.data.float()[:, None] / 255 * 2 - 1  # (N, 1, 28, 28)
+
+def load_torchvision(name, data_dir, download):
+    """DIR/MNIST/raw or DIR/FashionMNIST/raw, extracted or still gzipped (torchvision's layout)."""
+    folder = "MNIST" if name == "mnist" else "FashionMNIST"
+    if download:
+        from torchvision import datasets
+
+        getattr(datasets, folder)(root=data_dir, train=True, download=True)
+        getattr(datasets, folder)(root=data_dir, train=False, download=True)
+    raw, out = Path(data_dir).expanduser() / folder / "raw", {}
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        arrays = []
+        for kind in ("images-idx3", "labels-idx1"):
+            path = raw / f"{prefix}-{kind}-ubyte"
+            path = path if path.exists() else path.with_name(path.name + ".gz")
+            if not path.exists():
+                raise ValueError(
+                    f"{name}: {path.name} not found under --data-dir {data_dir}; add --download"
+                )
+            arrays.append(read_idx(path))
+        x = arrays[0].float()[:, None] / 255 * 2 - 1  # (N, 1, 28, 28)
         out[f"{split}_x"] = torch.nn.functional.pad(x, (2, 2, 2, 2), value=-1.0)  # (N, 1, 32, 32)
-        out[f"{split}_y"] = ds.targets.long()
+        out[f"{split}_y"] = arrays[1].long()
     return out

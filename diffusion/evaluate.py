@@ -15,11 +15,11 @@ from pathlib import Path
 
 import data as datasets
 import harness
+from config import TrainConfig
 from harness import check
 from inference import load_model
 from judge import Referee
 from sample import sample_labelled
-from train import TrainConfig
 
 ROWS = {
     "steps": [("ddim", n, 0.0) for n in (10, 20, 50, 100)],
@@ -53,6 +53,7 @@ def run(args):
         samples=n,
         floor=ref.floor_at(n),
         judge_test_accuracy=ref.test_accuracy,
+        clip=args.clip,
         rows=[],
     )
     print(
@@ -65,7 +66,9 @@ def run(args):
         if w and not cfg.conditional:
             continue
         t0 = time.time()
-        x, labels = sample_labelled(model, schedule, n, steps, w, method, cfg.prediction, args.seed)
+        x, labels = sample_labelled(
+            model, schedule, n, steps, w, method, cfg.prediction, args.seed, clip=args.clip
+        )
         s = ref.score(x, labels)
         row = dict(
             sampler=method,
@@ -97,6 +100,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--only", default="steps,guidance,ddpm", help=f"row groups: {', '.join(ROWS)}")
     p.add_argument("--table", default="sampler_table.json", help="file name under --out-dir")
+    p.add_argument("--clip", action="store_true", help="clip x0_hat to [-1, 1] at every step")
     p.add_argument("--smoke", action="store_true", help="three quick rows")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0)

@@ -98,12 +98,60 @@ class TimeEmbedding(nn.Module):
 # ----------------------------------------------------------------------------- normalisation
 
 
+class GroupNormFunction(torch.autograd.Function):
+    """GroupNorm's forward and its backward written out (README, Equations).
+
+    Per image b and group g of m = C/G * H * W values: mu, var = mean, biased variance;
+    x^ = (x - mu) r with r = 1/sqrt(var + eps); y = gamma x^ + beta. Per (image, channel) that is
+    y = a x + c with a = gamma r and c = beta - mu a: one multiply-add over the big tensor.
+    Shapes: x is viewed as (B, G, k, HW), k = C/G channels per group; mu, r are (B, G, 1, 1).
+    """
+
+    @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)  # as nn.GroupNorm: fp32
+    def forward(ctx, x, weight, bias, groups, eps):
+        B, C, H, W = x.shape
+        g = x.reshape(B, groups, C // groups, H * W)
+        mu = g.mean((2, 3), keepdim=True)
+        var = (g - mu).square_().mean((2, 3), keepdim=True)  # biased; var_mean is 10x slower
+        r = torch.rsqrt(var + eps)
+        a = r * weight.view(groups, -1, 1)  # (B, G, k, 1)
+        c = bias.view(groups, -1, 1) - mu * a
+        ctx.save_for_backward(x, weight, mu, r)
+        return (g * a).add_(c).view(B, C, H, W)  # in place on the fresh product: one allocation
+
+    @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
+    def backward(ctx, dy):
+        x, weight, mu, r = ctx.saved_tensors
+        B, G = mu.shape[:2]
+        g, dy = (
+            x.reshape(B, G, -1, x.shape[2] * x.shape[3]),
+            dy.reshape(B, G, -1, x.shape[2] * x.shape[3]),
+        )
+        gamma = weight.view(G, -1, 1)
+        sum_dy = dy.sum(3, keepdim=True)  # (B, G, k, 1)
+        sum_dy_xhat = ((dy * g).sum(3, keepdim=True) - mu * sum_dy) * r  # sum over pixels of dy x^
+        # dx = r (dx^ - mean(dx^) - x^ mean(dx^ x^)), dx^ = gamma dy, means over the group's m values
+        m = g.shape[2] * g.shape[3]
+        mean_dxhat = (gamma * sum_dy).sum(2, keepdim=True) / m  # (B, G, 1, 1)
+        mean_dxhat_xhat = (gamma * sum_dy_xhat).sum(2, keepdim=True) / m
+        # ... = (r gamma) dy + p x + q,  p = -r^2 mean(dx^ x^),  q = -p mu - r mean(dx^)
+        p = -r * r * mean_dxhat_xhat
+        q = -p * mu - r * mean_dxhat
+        dx = (g * p).add_(q).addcmul_(dy, r * gamma)  # in place: one allocation
+        dgamma, dbeta = sum_dy_xhat.sum(0).flatten(), sum_dy.sum(0).flatten()
+        return dx.view(x.shape), dgamma, dbeta, None, None
+
+
 class GroupNorm(nn.Module):
     """y = (x - mu_g) / sqrt(var_g + eps) * gamma + beta, statistics over each group of channels.
 
     Wu and He 2018 (arXiv 1803.08494): C channels split into G groups; mean and (biased)
     variance over a group's channels and all pixels of one image, so it does not depend on
     the batch, which for a diffusion model mixes images at very different noise levels.
+    The arithmetic is GroupNormFunction's: autograd through the five-line forward would keep
+    every intermediate and spend twice the passes over memory (README, bench.py).
     """
 
     def __init__(self, groups, channels, eps=1e-6):
@@ -113,15 +161,7 @@ class GroupNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x):
-        B, C, H, W = x.shape
-        g = x.reshape(B, self.groups, -1)  # (B, G, C/G * H * W)
-        d = g - g.mean(-1, keepdim=True)
-        var = d.square().mean(-1, keepdim=True)  # biased; reusing d is 1.4x faster than .var()
-        g = d * torch.rsqrt(var + self.eps)
-        # gamma * g + beta in one fused kernel (addcmul), not two passes
-        return torch.addcmul(
-            self.bias.view(1, C, 1, 1), g.reshape(B, C, H, W), self.weight.view(1, C, 1, 1)
-        )
+        return GroupNormFunction.apply(x, self.weight, self.bias, self.groups, self.eps)
 
 
 # ----------------------------------------------------------------------------- attention

@@ -142,8 +142,9 @@ def sample(
 
 
 def sample_labelled(
-    model, schedule, n, steps=50, guidance=0.0, method="ddim", prediction="eps", seed=0, batch=500
-):
+    model, schedule, n, steps=50, guidance=0.0, method="ddim", prediction="eps", seed=0, batch=500,
+    clip=False,
+):  # fmt: skip
     """n samples in batches, labels 0, 1, ..., 9, 0, 1, ... (None for an unconditional model)."""
     g = torch.Generator().manual_seed(seed)
     p = next(model.parameters())
@@ -161,6 +162,7 @@ def sample_labelled(
             steps,
             0.0,
             guidance,
+            clip,
             prediction=prediction,
             generator=g,
         )
