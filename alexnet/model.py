@@ -120,13 +120,16 @@ class AlexNetConfig:
     dropout: float = 0.5
     lrn: bool = True  # keep the preset's LRN layers (torchvision's has none)
     pool_kernel: int = 3  # z in Section 3.4: 3 overlapping (z > s = 2), 2 non-overlapping
+    hidden: int = 0  # width of fc6 and fc7; 0: the preset's (4096, or 256 for small)
 
     def __post_init__(self):
         if self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}: expected {', '.join(PRESETS)}")
         if self.image_size == 0:
             self.image_size = PRESETS[self.preset]["image_size"]
-        for name in ("num_classes", "in_channels", "image_size"):
+        if self.hidden == 0:
+            self.hidden = PRESETS[self.preset]["hidden"]
+        for name in ("num_classes", "in_channels", "image_size", "hidden"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.activation not in ("relu", "tanh"):
@@ -183,7 +186,7 @@ class AlexNet(nn.Module):
             p["features"], config.image_size, config.pool_kernel
         )
         self.avgpool = nn.AdaptiveAvgPool2d(s) if p["adaptive_pool"] else nn.Identity()
-        d, h, drop = c * s * s, p["hidden"], config.dropout
+        d, h, drop = c * s * s, config.hidden, config.dropout
         if p["dropout_first"]:  # torchvision's order; indices 1, 4, 6 are the Linear layers
             head = [nn.Dropout(drop), nn.Linear(d, h), act()]
             head += [nn.Dropout(drop), nn.Linear(h, h), act()]

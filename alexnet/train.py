@@ -7,7 +7,7 @@ times). Cosine decay (Loshchilov & Hutter, https://arxiv.org/abs/1608.03983) is 
 here because a short run has no plateau to wait for.
 
     python train.py                                  # offline shapes, about 4 min on 2 CPU cores
-    python train.py --dataset fashion-mnist --data-dir ~/data --download --steps 6000
+    python train.py --dataset fashion-mnist --data-dir ~/data --download --steps 4500 --fancy-pca 0 --pool-kernel 2 --dropout 0.3 --hidden 1024
 
 Tests (tests/test_train.py): a small run reaches a stated accuracy on the shapes; N steps equal
 N/2 steps + --resume bitwise; the schedule's horizon is kept on resume; bad flags are one line.
@@ -39,6 +39,7 @@ class TrainConfig:
     dropout: float = 0.5
     lrn: bool = True
     pool_kernel: int = 3  # max-pooling window (stride 2): 3 overlapping, 2 non-overlapping
+    hidden: int = 0  # width of fc6 and fc7; 0: the preset's (256 for small, 4096)
     augment: bool = True  # random crops and flips
     fancy_pca: float = 0.1  # std of the PCA colour noise alpha (0: off)
     ten_crop: bool = False  # also report the ten-crop test accuracy at the end
@@ -166,6 +167,7 @@ def validate(cfg):
         ("grad_clip", cfg.grad_clip >= 0, "non-negative (0: off)"),
         ("image_size", cfg.image_size >= 0, "non-negative (0: the dataset's)"),
         ("num_classes", cfg.num_classes >= 0, "non-negative (0: all)"),
+        ("hidden", cfg.hidden >= 0, "non-negative (0: the preset's)"),
     ]:
         harness.check(ok, f"--{name.replace('_', '-')} {getattr(cfg, name)}: expected {what}")
     harness.check(
@@ -213,7 +215,7 @@ def train(cfg: TrainConfig, given=None):
         mcfg = AlexNetConfig(
             preset=cfg.preset, num_classes=len(data["classes"]), in_channels=train_x.shape[1],
             image_size=crop, activation=cfg.activation, dropout=cfg.dropout, lrn=cfg.lrn,
-            pool_kernel=cfg.pool_kernel,
+            pool_kernel=cfg.pool_kernel, hidden=cfg.hidden,
         )  # fmt: skip
     except ValueError as e:
         raise harness.UserError(str(e)) from None
@@ -227,7 +229,9 @@ def train(cfg: TrainConfig, given=None):
     scaler = torch.amp.GradScaler("cuda", enabled=cuda and cfg.amp and amp_dtype == torch.float16)
     pipe = Pipeline(cfg, data, crop, device)
 
-    history, step = harness.new_history("val_accuracy"), 0
+    # train_accuracy: the share of training batches (augmented, dropout on) classified right
+    # since the previous evaluation, one value per eval_step (the paper's Figure 1 curve)
+    history, step = harness.new_history("val_accuracy", "train_accuracy"), 0
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
@@ -251,6 +255,7 @@ def train(cfg: TrainConfig, given=None):
     t0, before = time.time(), (ckpt or {}).get("seconds", 0.0)  # training seconds of earlier runs
     # ---------------------------------------------------------------- the loop
     model.train()
+    seen = right = 0
     while step < cfg.steps:
         epoch, i = divmod(step, per_epoch)  # the epoch's order depends on (seed, epoch) only
         order = torch.randperm(len(train_y), generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch))  # fmt: skip
@@ -262,7 +267,8 @@ def train(cfg: TrainConfig, given=None):
         for group in opt.param_groups:
             group["lr"] = lr
         with ctx:
-            loss = F.cross_entropy(model(x), y)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if cfg.grad_clip > 0:
@@ -274,11 +280,14 @@ def train(cfg: TrainConfig, given=None):
         harness.check_finite(loss.item(), step, out)
         history["step"].append(step)
         history["train_loss"].append(loss.item())
+        seen, right = seen + len(y), right + (logits.argmax(1) == y).sum().item()
         if step % cfg.eval_every == 0 or step == cfg.steps:
             v = evaluate(model, pipe, val_x, val_y, 256, ctx)
             history["eval_step"].append(step)
             history["val_loss"].append(v["loss"])
             history["val_accuracy"].append(v["accuracy"])
+            history["train_accuracy"].append(right / seen)
+            seen = right = 0
             ms = (time.time() - t0) / max(1, len(history["step"])) * 1000
             print(f"step {step} | loss {loss.item():.4f} | val {v['loss']:.4f} | val acc {v['accuracy']:.4f} | lr {lr:.2e} | {ms:.0f} ms/step")  # fmt: skip
             save()

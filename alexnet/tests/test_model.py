@@ -138,3 +138,14 @@ def test_non_overlapping_pooling_ablation():
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     with pytest.raises(ValueError, match="pool_kernel must be 2 or 3"):
         AlexNetConfig(preset="small", pool_kernel=4)
+
+
+def test_hidden_width_of_the_classifier():
+    """--hidden sets fc6 and fc7 (0: the preset's); the conv features are unchanged."""
+    assert AlexNetConfig(preset="small").hidden == 256
+    assert AlexNetConfig(preset="torchvision").hidden == 4096
+    model = AlexNet(AlexNetConfig(preset="small", hidden=64, pool_kernel=2))
+    fcs = [m for m in model.classifier if isinstance(m, torch.nn.Linear)]
+    assert [(f.in_features, f.out_features) for f in fcs] == [(384, 64), (64, 64), (64, 10)]
+    with pytest.raises(ValueError, match="hidden must be positive"):
+        AlexNetConfig(preset="small", hidden=-1)
