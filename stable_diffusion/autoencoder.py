@@ -11,6 +11,7 @@ schedule assumes (SD v1's 0.18215 is the same number for its autoencoder).
 tests/test_autoencoder.py: the KL against diffusers' DiagonalGaussianDistribution.kl().
 """
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -93,3 +94,23 @@ class Autoencoder(nn.Module):
             eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         z = mean + torch.exp(0.5 * logvar) * eps
         return self.decode(z), gaussian_kl(mean, logvar)
+
+
+@torch.no_grad()
+def reconstruction_error(ae, x):
+    ae.eval()
+    mean, _ = ae.encode(x)
+    mse = F.mse_loss(ae.decode(mean).clamp(-1, 1), x).item()
+    ae.train()
+    return mse, 10 * math.log10(4.0 / mse)  # PSNR for a [-1, 1] range (peak-to-peak 2)
+
+
+@torch.no_grad()
+def encode_all(ae, x, device):
+    """The latent means of x, in batches. 1 / their std is the scale factor that gives the
+    diffusion model unit-variance latents."""
+    was_training = ae.training
+    ae.eval()
+    z = torch.cat([ae.encode(x[i : i + 500].to(device))[0] for i in range(0, len(x), 500)])
+    ae.train(was_training)
+    return z

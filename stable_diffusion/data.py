@@ -2,15 +2,23 @@
 
 Offline default: scikit-learn's 8x8 digits, upsampled to 16x16 (bilinear) in [-1, 1], so
 that the autoencoder's factor-4 latent (4, 4, 4) holds as many numbers as the original image.
-Real data: `--dataset mnist|fashion-mnist --data-dir DIR [--download]` in torchvision's layout,
-28x28, latent (4, 7, 7).
+Real data: `--dataset mnist|fashion-mnist --data-dir DIR [--download]` in torchvision's layout
+(DIR/FashionMNIST/raw/train-images-idx3-ubyte, or the same name ending in .gz), 28x28,
+latent (4, 7, 7).
 
 A caption names the class ("seven", "7", "the digit seven") and, from measurements on
-the image, its weight and size relative to the other images of its class: "bold"/"thin"
-for the top/bottom third of ink mass (mean intensity), "large"/"small" for the top/bottom
-third of the ink's bounding-box area. "a bold small seven" is then a checkable request:
-tests/test_data.py computes the words for hand-made images.
+the image, its attributes relative to the other images of its class, each word for the
+top or bottom third of that class's training images:
+- weight: "bold"/"thin" from the ink mass (mean intensity);
+- size: "large"/"small" from the area of the ink's bounding box;
+- slant (digits only): "slanted"/"upright" from the ink's second moments, the shear
+  |mu11 / mu02| (how far the strokes move sideways per row, in either direction).
+"a bold small seven" is then a checkable request: tests/test_data.py computes the words
+for hand-made images.
 """
+
+import gzip
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -46,23 +54,36 @@ def load_images(dataset, data_dir="data", download=False, n_test=297, seed=0):
         x, y = x[order] * 2 - 1, y[order]
         return x[n_test:], y[n_test:], x[:n_test], y[:n_test]
     if dataset in ("mnist", "fashion-mnist"):
-        from torchvision import datasets
+        folder = Path(data_dir) / ("MNIST" if dataset == "mnist" else "FashionMNIST") / "raw"
+        if download:  # torchvision fetches and unpacks into the same layout
+            from torchvision import datasets
 
-        cls = datasets.MNIST if dataset == "mnist" else datasets.FashionMNIST
-        try:
-            train = cls(data_dir, train=True, download=download)
-            test = cls(data_dir, train=False, download=download)
-        except (RuntimeError, OSError) as e:
-            raise UserError(
-                f"{dataset} not found under --data-dir {data_dir} ({e}); add --download"
-            ) from None
+            cls = datasets.MNIST if dataset == "mnist" else datasets.FashionMNIST
+            for train in (True, False):
+                cls(data_dir, train=train, download=True)
 
-        def prep(ds):
-            x = ds.data.float()[:, None] / 255.0  # (N, 1, 28, 28)
-            return x * 2 - 1, ds.targets.long()
+        def prep(split):
+            x = torch.from_numpy(read_idx(folder, f"{split}-images-idx3-ubyte"))
+            y = torch.from_numpy(read_idx(folder, f"{split}-labels-idx1-ubyte"))
+            return (x.float()[:, None] / 255.0) * 2 - 1, y.long()  # (N, 1, 28, 28) in [-1, 1]
 
-        return (*prep(train), *prep(test))
+        return (*prep("train"), *prep("t10k"))
     raise UserError(f"unknown --dataset {dataset}; choose from {', '.join(DATASETS)}")
+
+
+def read_idx(folder, name):
+    """An IDX file (the MNIST format: magic 0x0801 labels or 0x0803 images, big-endian uint32
+    sizes, then uint8 data), raw or gzip (name + ".gz"), as a uint8 array."""
+    path = next((p for p in (folder / name, folder / f"{name}.gz") if p.exists()), None)
+    if path is None:
+        raise UserError(f"{folder / name} not found (nor .gz); check --data-dir or add --download")
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+        raw = f.read()
+    magic, n_dims = int.from_bytes(raw[:2], "big"), raw[3]
+    shape = np.frombuffer(raw, ">u4", count=n_dims, offset=4).astype(int)
+    if magic != 0 or raw[2] != 0x08 or len(raw) != 4 + 4 * n_dims + int(np.prod(shape)):
+        raise UserError(f"{path} is not an uint8 IDX file of the size its header states")
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * n_dims).reshape(shape).copy()
 
 
 def class_words(dataset):
@@ -88,50 +109,79 @@ def ink_area(x, threshold=0.25):
     return (extent(rows) * extent(cols)).float() / (x.shape[2] * x.shape[3])
 
 
-def attribute_thresholds(x, y, n_classes=10):
-    """Per class, the 1/3 and 2/3 quantiles of ink mass and of ink area: (n_classes, 2) each."""
-    mass, area = ink_mass(x), ink_area(x)
-    q = torch.tensor([1 / 3, 2 / 3], dtype=mass.dtype)
-    return {
-        "mass": torch.stack([torch.quantile(mass[y == c], q) for c in range(n_classes)]),
-        "area": torch.stack(
-            [torch.quantile(area[y == c].to(q.dtype), q) for c in range(n_classes)]
-        ),
-    }
+def ink_slant(x):
+    """How far the ink leans, either way: |mu11 / mu02| from the intensity-weighted central
+    second moments (mu11 = sum I (col - c_col)(row - c_row), mu02 = sum I (row - c_row)^2),
+    the columns the strokes shift per row: 0 for an upright bar, k for one sheared by k."""
+    ink = ((x + 1) / 2)[:, 0].double()  # (B, H, W)
+    rows = torch.arange(x.shape[2], dtype=ink.dtype)[:, None]  # (H, 1)
+    cols = torch.arange(x.shape[3], dtype=ink.dtype)[None, :]  # (1, W)
+    total = ink.sum(dim=(1, 2)).clamp(min=1e-12)  # (B,)
+    c_row = (ink * rows).sum(dim=(1, 2)) / total
+    c_col = (ink * cols).sum(dim=(1, 2)) / total
+    dr, dc = rows - c_row[:, None, None], cols - c_col[:, None, None]  # (B, H, 1), (B, 1, W)
+    mu11, mu02 = (ink * dc * dr).sum(dim=(1, 2)), (ink * dr**2).sum(dim=(1, 2))
+    return (mu11 / mu02.clamp(min=1e-12)).abs().float()
+
+
+# (attribute, its measure, the word for the top third of a class, for the bottom third)
+ATTRIBUTES = (
+    ("weight", ink_mass, "bold", "thin"),
+    ("size", ink_area, "large", "small"),
+    ("slant", ink_slant, "slanted", "upright"),
+)
+
+
+def attributes_of(dataset):
+    """The attributes captioned: slant is a digit's (a coat's outline does not lean)."""
+    return ATTRIBUTES if dataset != "fashion-mnist" else ATTRIBUTES[:2]
+
+
+def attribute_thresholds(x, y, attributes=ATTRIBUTES, n_classes=10):
+    """{attribute: (n_classes, 2)}: per class, the 1/3 and 2/3 quantiles of its measure."""
+    q = torch.tensor([1 / 3, 2 / 3])
+    out = {}
+    for name, measure, _, _ in attributes:
+        m = measure(x).float()
+        out[name] = torch.stack([torch.quantile(m[y == c], q) for c in range(n_classes)])
+    return out
 
 
 def attribute_words(x, y, thresholds):
-    """For each image: (weight word or None, size word or None), relative to its class."""
-    mass, area = ink_mass(x), ink_area(x)
-    out = []
-    for m, a, c in zip(mass.tolist(), area.tolist(), y.tolist()):
-        lo, hi = thresholds["mass"][c].tolist()
-        weight = "bold" if m > hi else "thin" if m < lo else None
-        lo, hi = thresholds["area"][c].tolist()
-        size = "large" if a > hi else "small" if a < lo else None
-        out.append((weight, size))
-    return out
+    """For each image a tuple, one word or None per attribute in thresholds (ATTRIBUTES'
+    order): the top third of its class gets the first word, the bottom third the second."""
+    columns = []
+    for name, measure, more, less in ATTRIBUTES:
+        if name in thresholds:
+            lo, hi = thresholds[name][y].unbind(1)  # (B,) each
+            m = measure(x).float()
+            columns.append([more if v > h else less if v < l else None
+                            for v, l, h in zip(m.tolist(), lo.tolist(), hi.tolist())])  # fmt: skip
+    return list(zip(*columns))
 
 
 def vocabulary(dataset):
     words = class_words(dataset)
     numerals = [str(i) for i in range(10)] if dataset != "fashion-mnist" else []
-    return [*words, *numerals, "a", "the", "digit", "photo", "of", "bold", "thin", "small", "large"]
+    base = ["a", "the", "digit", "photo", "of", "bold", "thin", "small", "large"]
+    extra = ["slanted", "upright"] if len(attributes_of(dataset)) > 2 else []
+    return [*words, *numerals, *base, *extra]
 
 
-def caption(label, weight, size, dataset, generator):
-    """One random caption for an image, its attributes included or left out at random."""
-    r = torch.rand(4, generator=generator).tolist()
+def caption(label, words, dataset, generator):
+    """One random caption for an image; each of its attribute words (a tuple, None where the
+    image is in the middle third) kept with probability 0.7."""
+    r = torch.rand(2 + len(words), generator=generator).tolist()
     name = class_words(dataset)[label]
     if dataset != "fashion-mnist" and r[0] < 0.3:
         name = str(label)
-    attrs = [w for w, keep in ((weight, r[1] < 0.7), (size, r[2] < 0.7)) if w and keep]
+    attrs = [w for w, keep in zip(words, r[1:-1]) if w and keep < 0.7]
     if not attrs:
         prefix = (
             "the digit"
-            if dataset != "fashion-mnist" and r[3] < 0.3
+            if dataset != "fashion-mnist" and r[-1] < 0.3
             else "a photo of a"
-            if r[3] < 0.3
+            if r[-1] < 0.3
             else ""
         )
         return f"{prefix} {name}".strip()
@@ -141,9 +191,9 @@ def caption(label, weight, size, dataset, generator):
 def captions_for(labels, attributes, dataset, generator, p_uncond):
     """Captions for a batch; with probability p_uncond the empty prompt (for guidance)."""
     out = []
-    for label, (weight, size) in zip(labels.tolist(), attributes):
+    for label, words in zip(labels.tolist(), attributes):
         if torch.rand(1, generator=generator).item() < p_uncond:
             out.append("")
         else:
-            out.append(caption(label, weight, size, dataset, generator))
+            out.append(caption(label, words, dataset, generator))
     return out

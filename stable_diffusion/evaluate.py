@@ -5,8 +5,8 @@
 
 For each guidance scale s: judge accuracy (for the prompt "seven", the share of samples the
 judge calls a seven), judge-FID against real test images beside the real-vs-real floor, and
-attribute ordering (bold vs thin ink mass, large vs small ink area; 0.5 = the word does
-nothing). judge.py says what each one is.
+attribute ordering (bold vs thin ink mass, large vs small ink area, slanted vs upright
+shear for digits; 0.5 = the word does nothing). judge.py says what each one is.
 """
 
 import argparse
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from data import class_words, ink_area, ink_mass, load_images
+from data import attributes_of, class_words, load_images
 from harness import (
     UserError,
     device_name,
@@ -80,21 +80,17 @@ def evaluate(pipe, judge, data, dataset, *, scales, per_class, steps, attr_per_p
         acc = (judge_predict(judge, images) == labels).float().mean().item()
         fid = frechet_distance(judge_features(judge, images), real)
         out["by_guidance"][str(s)] = {"judge_accuracy": acc, "judge_fid": fid}
-    # attributes at the strongest guidance asked for
+    # attributes at the strongest guidance asked for: "a bold seven" vs "a thin seven", ...
     g = torch.Generator().manual_seed(seed + 1)
-    orders = {"bold_vs_thin": [], "large_vs_small": []}
+    attributes = attributes_of(dataset)
+    orders = {f"{more}_vs_{less}": [] for _, _, more, less in attributes}
     for c in range(n_classes):
-        pairs = (
-            ("bold", "thin", ink_mass, "bold_vs_thin"),
-            ("large", "small", ink_area, "large_vs_small"),
-        )
-        for more, less, measure, key in pairs:
-            prompts = [f"a {more} {words[c]}"] * attr_per_prompt + [
-                f"a {less} {words[c]}"
-            ] * attr_per_prompt
+        for _, measure, more, less in attributes:
+            k = attr_per_prompt
+            prompts = [f"a {more} {words[c]}"] * k + [f"a {less} {words[c]}"] * k
             images = pipe.generate(prompts, steps=steps, guidance=max(scales), generator=g)
             m = measure(images).numpy()
-            orders[key].append(ordering_accuracy(m[:attr_per_prompt], m[attr_per_prompt:]))
+            orders[f"{more}_vs_{less}"].append(ordering_accuracy(m[:k], m[k:]))
     out.update({k: float(np.mean(v)) for k, v in orders.items()})
     return out
 
@@ -109,7 +105,7 @@ def report(config, out_dir, device, threads, seconds, steps, ae_ckpt, data, worl
     small = (
         dict(per_class=2, attr_per_prompt=2, steps=5)
         if config.smoke
-        else dict(per_class=20, attr_per_prompt=10, steps=50)
+        else dict(per_class=20, attr_per_prompt=6, steps=50)
     )
     result = evaluate(
         pipe, judge, data, config.dataset, scales=sorted({1.0, config.eval_guidance}), **small
@@ -122,8 +118,8 @@ def report(config, out_dir, device, threads, seconds, steps, ae_ckpt, data, worl
         n_params_autoencoder=sum(p.numel() for p in pipe.autoencoder.parameters()),
         steps=steps, ae_steps=ae_ckpt["step"], seconds=seconds, device=device.type, device_name=device_name(device),
         threads=threads, world_size=world, seed=config.seed, judge_accuracy_s1=result["by_guidance"]["1.0"]["judge_accuracy"],
-        judge_fid=at["judge_fid"], judge_fid_floor=result["judge_fid_floor"], bold_vs_thin=result["bold_vs_thin"],
-        large_vs_small=result["large_vs_small"], psnr=ae_ckpt["history"]["val_psnr"][-1],
+        judge_fid=at["judge_fid"], judge_fid_floor=result["judge_fid_floor"],
+        **{k: v for k, v in result.items() if "_vs_" in k}, psnr=ae_ckpt["history"]["val_psnr"][-1],
         scale_factor=ae_ckpt["scale_factor"], val_loss=ckpt["history"]["val_loss"][-1],
     )  # fmt: skip
     write_metrics(out_dir / "metrics.json", **metrics)
@@ -219,9 +215,10 @@ def main(argv=None):
         )
         for s, v in result["by_guidance"].items():
             print(f"{s:>5} {v['judge_accuracy']:>10.3f} {v['judge_fid']:>10.2f}")
-        print(
-            f"attribute ordering at s={max(args.guidance)}: bold>thin {result['bold_vs_thin']:.3f}, large>small {result['large_vs_small']:.3f}"
+        orders = ", ".join(
+            f"{k.replace('_vs_', '>')} {v:.3f}" for k, v in result.items() if "_vs_" in k
         )
+        print(f"attribute ordering at s={max(args.guidance)}: {orders}")
         write_json(result, Path(args.out_dir) / "guidance.json")
         plot_guidance(result, Path(args.out_dir) / "guidance.png")
         print(f"{time.time() - t0:.0f} s; wrote {args.out_dir}/guidance.json and guidance.png")

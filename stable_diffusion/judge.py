@@ -10,7 +10,8 @@
   Inception's: not comparable with published FID. Its floor is the same distance between
   real training and real test images.
 - Attribute ordering: for a class, the share of (bold, thin) sample pairs whose ink mass is
-  ordered as asked (0.5: the words do nothing; 1: always right); likewise (large, small).
+  ordered as asked (0.5: the words do nothing; 1: always right); likewise (large, small) with
+  the ink's bounding box and, for digits, (slanted, upright) with its shear |mu11 / mu02|.
 
 tests/test_judge.py: the Frechet distance against pytorch_fid's calculate_frechet_distance.
 """

@@ -13,22 +13,22 @@ conditional and the unconditional prediction that classifier-free guidance combi
 
 Writes under --out-dir: autoencoder.pt, checkpoint.pt, judge.pt (each in the run contract's
 layout), metrics.json, loss.png, autoencoder_loss.png, samples.png.
+The flags (TrainConfig) and the checks of their values are in train_config.py; the latent
+scale factor's encode_all in autoencoder.py; the judge's figures in evaluate.py:report.
 """
 
 import argparse
-import math
 import time
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 import distributed
 import torch
 import torch.nn.functional as F
-from autoencoder import Autoencoder, AutoencoderConfig
+from autoencoder import Autoencoder, AutoencoderConfig, encode_all, reconstruction_error
 from data import (
-    DATASETS,
     attribute_thresholds,
     attribute_words,
+    attributes_of,
     captions_for,
     load_images,
     vocabulary,
@@ -36,7 +36,6 @@ from data import (
 from harness import (
     UserError,
     add_config_flags,
-    check,
     check_finite,
     config_from_args,
     given_flags,
@@ -51,66 +50,11 @@ from harness import (
     set_rng_state,
     set_threads,
 )  # fmt: skip
-from model import UNetConfig
-from pipeline import (
-    DiffusionConfig,
-    LatentDiffusion,
-    load_autoencoder,
-    tokenizer_state,
-)
+from pipeline import DiffusionConfig, LatentDiffusion, load_autoencoder, tokenizer_state
 from sample import Schedule
-from text import TextConfig, Tokenizer
+from text import Tokenizer
 from tqdm import tqdm
-
-
-@dataclass
-class TrainConfig:
-    stage: str = "all"
-    dataset: str = "digits"
-    data_dir: str = "data"
-    download: bool = False
-    ae_steps: int = 500
-    ae_lr: float = 1e-3
-    kl_weight: float = 1e-6
-    steps: int = 1000
-    batch_size: int = 64
-    lr: float = 5e-4
-    warmup_steps: int = 100
-    p_uncond: float = 0.1
-    ema_decay: float = 0.999
-    eval_every: int = 500
-    eval_guidance: float = 3.0
-    judge_steps: int = 600
-    seed: int = 0
-    device: str = "auto"
-    threads: int = 0
-    out_dir: str = "runs"
-    resume: bool = False
-    smoke: bool = False
-
-
-HELP = {
-    "batch_size": "images per process and step (under torchrun: x processes = the global batch)",
-    "stage": "autoencoder, diffusion (needs OUT_DIR/autoencoder.pt) or all",
-    "ae_steps": "autoencoder optimizer steps",
-    "kl_weight": "weight of the latent KL to N(0, I) (LDM's KL-reg: tiny)",
-    "steps": "diffusion (text encoder + U-Net) optimizer steps",
-    "lr": "diffusion learning rate, constant after the warm-up (so --resume can extend exactly)",
-    "p_uncond": "caption dropout: share of empty prompts, for classifier-free guidance",
-    "ema_decay": "EMA of the diffusion weights, warmed up as min(decay, (1+t)/(10+t))",
-    "eval_guidance": "guidance scale s of the headline judge accuracy",
-    "judge_steps": "training steps of the judge classifier",
-    "threads": "torch intra-op threads (0: half the cores)",
-}
-SMOKE = dict(ae_steps=20, steps=20, batch_size=16, eval_every=20, judge_steps=20)
-
-
-def smoke_models():
-    ae = AutoencoderConfig(channels=8, groups=4)
-    return ae, DiffusionConfig(
-        UNetConfig(channels=(16, 32), n_head=2, context_dim=16, groups=4),
-        TextConfig(d_model=16, n_head=2, n_layer=1),
-    )
+from train_config import EVAL_IMAGES, HELP, SCALE_IMAGES, TrainConfig, checked, smoke_models
 
 
 def lr_at(step, lr, warmup_steps):
@@ -121,6 +65,7 @@ def train_autoencoder(config, data, device, out_dir, world=1, rank=0):
     """Stage 1: reconstruction (L1 + MSE) + kl_weight * KL; ends with the latent scale factor.
     world, rank: under torchrun (distributed.py); rank 0 evaluates and writes the checkpoint."""
     x_train, _, x_test, _ = data
+    x_test = x_test[:EVAL_IMAGES]
     path = out_dir / "autoencoder.pt"
     model_config = smoke_models()[0] if config.smoke else AutoencoderConfig()
     ae = Autoencoder(model_config).to(device)
@@ -153,7 +98,7 @@ def train_autoencoder(config, data, device, out_dir, world=1, rank=0):
             mse, psnr = reconstruction_error(ae, x_test.to(device))
             log(history, eval_step=step + 1, val_loss=mse, val_psnr=psnr)
             bar.set_postfix(loss=f"{logged:.4f}", psnr=f"{psnr:.2f}")
-            scale = 1.0 / encode_all(ae, x_train, device).std().item()
+            scale = 1.0 / encode_all(ae, x_train[:SCALE_IMAGES], device).std().item()
             save_stage(path, ae, opt, model_config, config, step + 1, history, scale_factor=scale)
     distributed.check_replicas(ae, world)
     distributed.barrier(world)  # the others read rank 0's autoencoder.pt
@@ -162,26 +107,6 @@ def train_autoencoder(config, data, device, out_dir, world=1, rank=0):
     if rank == 0:
         plot_loss(history, out_dir / "autoencoder_loss.png", "autoencoder: L1 + MSE + KL")
     return load_autoencoder(path, device)
-
-
-@torch.no_grad()
-def reconstruction_error(ae, x):
-    ae.eval()
-    mean, _ = ae.encode(x)
-    mse = F.mse_loss(ae.decode(mean).clamp(-1, 1), x).item()
-    ae.train()
-    return mse, 10 * math.log10(4.0 / mse)  # PSNR for a [-1, 1] range (peak-to-peak 2)
-
-
-@torch.no_grad()
-def encode_all(ae, x, device):
-    """The latent means of x, in batches. 1 / their std is the scale factor that gives the
-    diffusion model unit-variance latents."""
-    was_training = ae.training
-    ae.eval()
-    z = torch.cat([ae.encode(x[i : i + 500].to(device))[0] for i in range(0, len(x), 500)])
-    ae.train(was_training)
-    return z
 
 
 def log(history, **columns):
@@ -197,12 +122,14 @@ def save_stage(path, model, opt, model_config, config, step, history, **extras):
 def train_diffusion(config, data, device, out_dir, ae, scale, world=1, rank=0):
     """Stage 2: eps-prediction on the (scaled) latents, captions generated per batch."""
     x_train, y_train, x_test, y_test = data
+    x_test, y_test = x_test[:EVAL_IMAGES], y_test[:EVAL_IMAGES]
     path = out_dir / "checkpoint.pt"
     z_train, z_test = (
         encode_all(ae, x_train, device) * scale,
         encode_all(ae, x_test, device) * scale,
     )
-    attrs = attribute_words(x_train, y_train, attribute_thresholds(x_train, y_train))
+    thresholds = attribute_thresholds(x_train, y_train, attributes_of(config.dataset))
+    attrs = attribute_words(x_train, y_train, thresholds)
     tokenizer = Tokenizer(vocabulary(config.dataset))
     model_config = smoke_models()[1] if config.smoke else DiffusionConfig()
     model_config.text.vocab_size = len(tokenizer.vocab)
@@ -224,7 +151,7 @@ def train_diffusion(config, data, device, out_dir, ae, scale, world=1, rank=0):
     g = torch.Generator().manual_seed(1)
     val_t = torch.randint(schedule.num_steps, (len(z_test),), generator=g).to(device)
     val_noise = torch.randn(z_test.shape, generator=g).to(device)
-    val_attrs = attribute_words(x_test, y_test, attribute_thresholds(x_train, y_train))
+    val_attrs = attribute_words(x_test, y_test, thresholds)
     val_text = tokenizer.encode(captions_for(y_test, val_attrs, config.dataset, g, 0.0))
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     net, n = distributed.wrap(model, world, device), config.batch_size * world
@@ -278,23 +205,7 @@ def validation_loss(model, schedule, z, t, noise, text, device):
 
 
 def train(config):
-    check(
-        config.stage in ("autoencoder", "diffusion", "all"),
-        f"--stage {config.stage}: choose autoencoder, diffusion or all",
-    )
-    check(
-        config.dataset in DATASETS,
-        f"unknown --dataset {config.dataset}; choose from {', '.join(DATASETS)}",
-    )
-    check(0 <= config.p_uncond < 1, f"--p-uncond {config.p_uncond} must be in [0, 1)")
-    check(config.eval_guidance >= 0, f"--eval-guidance {config.eval_guidance} must be >= 0")
-    check(0 < config.ema_decay < 1, f"--ema-decay {config.ema_decay} must be in (0, 1)")
-    check(
-        min(config.steps, config.batch_size, config.eval_every) > 0 and config.ae_steps >= 0,
-        "--steps, --batch-size and --eval-every must be > 0",
-    )
-    if config.smoke:  # tiny sizes; a smaller value typed with --smoke is kept
-        config = replace(config, **{k: min(v, getattr(config, k)) for k, v in SMOKE.items()})
+    config = checked(config)
     out_dir = prepare_out_dir(config.out_dir)
     world, rank, device = distributed.setup(pick_device(config.device))
     threads = set_threads(config.threads)
