@@ -7,7 +7,7 @@ times). Cosine decay (Loshchilov & Hutter, https://arxiv.org/abs/1608.03983) is 
 here because a short run has no plateau to wait for.
 
     python train.py                                  # offline shapes, about 4 min on 2 CPU cores
-    python train.py --dataset fashion-mnist --data-dir ~/data --download --steps 4500 --fancy-pca 0 --pool-kernel 2 --dropout 0.3 --hidden 1024
+    python train.py --dataset fashion-mnist --data-dir ~/data --download --steps 9000 --fancy-pca 0 --pool-kernel 2 --dropout 0.3 --hidden 1024
 
 Tests (tests/test_train.py): a small run reaches a stated accuracy on the shapes; N steps equal
 N/2 steps + --resume bitwise; the schedule's horizon is kept on resume; bad flags are one line.
