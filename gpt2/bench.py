@@ -22,7 +22,13 @@ With `--nanogpt-dir DIR` (a local clone of github.com/karpathy/nanoGPT; nothing 
 downloaded) nanoGPT's own GPT class, imported from DIR/model.py, joins the round with the same
 weights and the same optimizer, and both of ours are held to it: ours / nanoGPT per training
 step ("ms per iteration" at equal work) and per forward. nanoGPT is not a package, so this is
-the only way to build its model class here.
+the only way to build its model class here. Its MLP computes the exact (erf) GELU, not GPT-2's
+tanh approximation, and PyTorch's erf kernel is the cheaper of the two, so the round also holds
+"nanogpt_tanh", the same class with GPT-2's GELU: ours_fused / nanogpt_tanh is the same work.
+
+`--compile` wraps every model of the rounds in torch.compile (the warm-up round compiles), so
+the ratios compare the compiled kernels of each side: written-out LayerNorm and GELU fused by
+the compiler against nanoGPT's and HF's calls of the library's kernels.
 """
 
 import argparse
@@ -50,11 +56,18 @@ def _time(device, fn, *args, **kwargs) -> float:
 
 
 PAIRS = (("ours", "hf_eager"), ("ours_fused", "hf_sdpa"))  # (ours, the HF model it is held to)
-NANOGPT_PAIRS = (("ours", "nanogpt"), ("ours_fused", "nanogpt"))
+# nanogpt: its class as it is (exact erf GELU, nn.GELU()); nanogpt_tanh: the same class with
+# GPT-2's tanh GELU, the function ours and HF compute, so that pair is the same work
+NANOGPT_PAIRS = (("ours", "nanogpt"), ("ours_fused", "nanogpt"), ("ours_fused", "nanogpt_tanh"))
 
 
-def nanogpt_model(directory: str, cfg: GPTConfig) -> torch.nn.Module:
-    """nanoGPT's GPT class from DIR/model.py of a local clone, at our configuration."""
+def nanogpt_model(directory: str, cfg: GPTConfig, tanh_gelu: bool = False) -> torch.nn.Module:
+    """nanoGPT's GPT class from DIR/model.py of a local clone, at our configuration.
+
+    nanoGPT's MLP uses the exact GELU (nn.GELU(), erf); GPT-2 used the tanh approximation, which
+    ours and HF compute. tanh_gelu=True swaps each block's `mlp.gelu` for
+    nn.GELU(approximate="tanh"), so the model computes GPT-2's function, as ours does.
+    """
     path = Path(directory).expanduser() / "model.py"
     harness.check(
         path.is_file(), f"--nanogpt-dir {directory}: no model.py there (a clone of nanoGPT)"
@@ -66,12 +79,20 @@ def nanogpt_model(directory: str, cfg: GPTConfig) -> torch.nn.Module:
         n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd, block_size=cfg.block_size
     )
     with contextlib.redirect_stdout(io.StringIO()):  # it prints its parameter count
-        return module.GPT(
+        model = module.GPT(
             module.GPTConfig(**shape, vocab_size=cfg.vocab_size, dropout=0.0, bias=True)
         )
+    if tanh_gelu:
+        for block in model.transformer.h:
+            harness.check(
+                isinstance(getattr(block.mlp, "gelu", None), torch.nn.GELU),
+                f"--nanogpt-dir {directory}: its MLP has no nn.GELU named gelu to swap",
+            )
+            block.mlp.gelu = torch.nn.GELU(approximate="tanh")
+    return model
 
 
-def build_models(cfg: GPTConfig, device, nanogpt_dir: str | None = None) -> dict:
+def build_models(cfg: GPTConfig, device, nanogpt_dir: str | None = None, compile=False) -> dict:
     """The four models of PAIRS (and nanoGPT's), every one with the same weights (a random HF init)."""
     import transformers
 
@@ -90,11 +111,13 @@ def build_models(cfg: GPTConfig, device, nanogpt_dir: str | None = None) -> dict
         models[name] = GPT(GPTConfig(**{**cfg.to_dict(), "fused_attention": fused}))
         models[name].load_state_dict(hf_to_ours(state))
     if nanogpt_dir:  # its names and layout are ours (nn.Linear, tied lm_head)
-        models["nanogpt"] = nanogpt_model(nanogpt_dir, cfg)
-        models["nanogpt"].load_state_dict(hf_to_ours(state))
+        for name, tanh in (("nanogpt", False), ("nanogpt_tanh", True)):
+            models[name] = nanogpt_model(nanogpt_dir, cfg, tanh_gelu=tanh)
+            models[name].load_state_dict(hf_to_ours(state))
     assert models["hf_eager"].config._attn_implementation == "eager"
     assert models["hf_sdpa"].config._attn_implementation == "sdpa"
-    return {k: m.to(device) for k, m in models.items()}
+    models = {k: m.to(device) for k, m in models.items()}
+    return {k: torch.compile(m) for k, m in models.items()} if compile else models
 
 
 def _interleaved(device, fns: dict, reps: int) -> dict:
@@ -108,11 +131,11 @@ def _interleaved(device, fns: dict, reps: int) -> dict:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def bench_pairs(cfg: GPTConfig, batch: int, reps: int, device, nanogpt_dir=None) -> dict:
+def bench_pairs(cfg: GPTConfig, batch: int, reps: int, device, nanogpt_dir=None, compile=False):
     """Training step and forward seconds of the four models, and the ratio of each pair."""
     from train import TrainConfig, make_optimizer
 
-    models = build_models(cfg, device, nanogpt_dir)
+    models = build_models(cfg, device, nanogpt_dir, compile)
     pairs = PAIRS + (NANOGPT_PAIRS if nanogpt_dir else ())
     idx = torch.randint(0, cfg.vocab_size, (batch, cfg.block_size), device=device)
 
@@ -138,7 +161,7 @@ def bench_pairs(cfg: GPTConfig, batch: int, reps: int, device, nanogpt_dir=None)
     tokens = batch * cfg.block_size
     flops = models["ours"].flops_per_token(cfg.block_size) * tokens / train["ours"]
     peak = peak_flops(device)
-    out = {"config": cfg.to_dict(), "batch": batch, "reps": reps}
+    out = {"config": cfg.to_dict(), "batch": batch, "reps": reps, "compiled": compile}
     for phase, med in (("train", train), ("forward", fwd)):
         out |= {f"ms_{phase}_{k}": 1e3 * v for k, v in med.items()}
         out |= {f"ratio_{phase}_{a}_over_{b}": med[a] / med[b] for a, b in pairs}
@@ -149,7 +172,8 @@ def bench_pairs(cfg: GPTConfig, batch: int, reps: int, device, nanogpt_dir=None)
 def print_pairs(name: str, r: dict):
     c = r["config"]
     print(f"{name} ({c['n_layer']} layers x {c['n_head']} heads x {c['n_embd']}, context "
-          f"{c['block_size']}, vocabulary {c['vocab_size']}), batch {r['batch']}, median of {r['reps']}:")  # fmt: skip
+          f"{c['block_size']}, vocabulary {c['vocab_size']}), batch {r['batch']}, median of {r['reps']}"
+          f"{', every model torch.compile-d' if r['compiled'] else ''}:")  # fmt: skip
     for phase, what in (("train", "training step (fwd + bwd + AdamW)"), ("forward", "forward")):
         for a, b in r["pairs"]:
             ratio = r[f"ratio_{phase}_{a}_over_{b}"]
@@ -205,7 +229,7 @@ def run(args):
     for preset, batch in sizes:
         cfg = GPTConfig.from_preset(preset, vocab_size=args.vocab_size)
         result["pairs"][preset] = r = bench_pairs(
-            cfg, batch, args.repeats, device, args.nanogpt_dir
+            cfg, batch, args.repeats, device, args.nanogpt_dir, args.compile
         )
         print_pairs(preset, r)
     gen_cfg = GPTConfig.from_preset(
@@ -240,6 +264,7 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: half the cores)")
     p.add_argument("--device", default="auto", help="auto: cuda, then mps, then cpu")
     p.add_argument("--nanogpt-dir", default=None, help="a local nanoGPT clone: hold ours to its GPT class too")  # fmt: skip
+    p.add_argument("--compile", action="store_true", help="torch.compile every model of the rounds (the timed steps then run compiled kernels)")  # fmt: skip
     p.add_argument("--json", default=None, help="also write the results to this file")
     p.add_argument("--smoke", action="store_true", help="tiny models, one repetition, in seconds")
     args = p.parse_args(argv)

@@ -53,13 +53,18 @@ class LayerNormFunction(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, g):
         xhat, weight, rstd = ctx.saved_tensors
-        rows = g.reshape(-1, g.size(-1))  # (N, C): every position is a row
-        dweight = (rows * xhat.reshape(rows.shape)).sum(0) if ctx.needs_input_grad[1] else None
+        C = g.size(-1)
+        rows, xhat = g.reshape(-1, C), xhat.reshape(-1, C)  # (N, C): every position is a row
+        gx = rows * xhat  # g xhat, (N, C)
+        dweight = gx.sum(0) if ctx.needs_input_grad[1] else None
         dbias = rows.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
-        dxhat = g * weight
-        m2 = (dxhat * xhat).mean(dim=-1, keepdim=True)  # mean(dxhat * xhat), (..., 1)
-        dx = dxhat.sub_(dxhat.mean(dim=-1, keepdim=True)).addcmul_(xhat, m2, value=-1).mul_(rstd)
-        return dx, dweight, dbias, None
+        # the two row means as matrix-vector products, since dxhat = g * gamma:
+        # mean(dxhat) = (g @ gamma) / C and mean(dxhat * xhat) = ((g xhat) @ gamma) / C, (N, 1)
+        m1 = (rows @ weight).div_(C).unsqueeze(1)
+        m2 = (gx @ weight).div_(C).unsqueeze(1)
+        dx = torch.mul(rows, weight, out=gx)  # dxhat, written over g xhat (no longer needed)
+        dx.sub_(m1).addcmul_(xhat, m2, value=-1.0).mul_(rstd.reshape(-1, 1))
+        return dx.view(g.shape), dweight, dbias, None
 
 
 class LayerNorm(nn.Module):
@@ -85,23 +90,26 @@ GELU_K, GELU_A = math.sqrt(2.0 / math.pi), 0.044715
 class GELUFunction(torch.autograd.Function):
     """GELU, tanh approximation, with its backward written out.
 
-    Forward: u = k (x + a x^3), t = tanh(u), y = x (1 + t) / 2, k = sqrt(2/pi), a = 0.044715.
-    Backward: dy/dx = (1 + t) / 2 + x (1 - t^2) k (1 + 3 a x^2) / 2, since tanh' = 1 - tanh^2.
+    Forward: u = k (x + a x^3), k = sqrt(2/pi), a = 0.044715, y = x (1 + tanh(u)) / 2 = x p,
+    where p = (1 + tanh(u)) / 2 = sigmoid(2 u) (the same function: tanh(u) = 2 sigmoid(2 u) - 1).
+    Backward: dy/dx = p + x p' = p (1 + w (1 - p)), with w = x d(2u)/dx = x (2k + 6 k a x^2),
+    since sigmoid' = sigmoid (1 - sigmoid). Each step is one pass over the tensor, in place where
+    it can be: three new tensors in all (p and y forward, dy/dx backward), the least a
+    backward that keeps p instead of recomputing it can make.
     """
 
     @staticmethod
     def forward(ctx, x):
-        t = (x * x).mul_(GELU_A).add_(1.0).mul_(x).mul_(GELU_K).tanh_()  # tanh(k (x + a x^3))
-        ctx.save_for_backward(x, t)
-        return torch.addcmul(x, x, t).mul_(0.5)  # (x + x t) / 2
+        p = (x * x).mul_(2.0 * GELU_K * GELU_A).add_(2.0 * GELU_K).mul_(x).sigmoid_()  # sigmoid(2u)
+        ctx.save_for_backward(x, p)
+        return x * p
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g):
-        x, t = ctx.saved_tensors
-        du = (x * x).mul_(3.0 * GELU_A * GELU_K).add_(GELU_K).mul_(x)  # x k (1 + 3 a x^2)
-        du.mul_(torch.addcmul(torch.ones((), dtype=t.dtype, device=t.device), t, t, value=-1))
-        return du.add_(t).add_(1.0).mul_(0.5).mul_(g)  # (x (1 - t^2) k (1 + 3 a x^2) + 1 + t) / 2
+        x, p = ctx.saved_tensors
+        w = (x * x).mul_(6.0 * GELU_K * GELU_A).add_(2.0 * GELU_K).mul_(x)  # x (2k + 6 k a x^2)
+        return w.addcmul_(w, p, value=-1.0).add_(1.0).mul_(p).mul_(g)  # p (1 + w (1 - p)) g
 
 
 def gelu(x: torch.Tensor) -> torch.Tensor:

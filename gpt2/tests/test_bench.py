@@ -8,6 +8,7 @@ from model import GPTConfig
 
 STAND_IN = """
 from dataclasses import dataclass
+import torch
 import model as ours
 
 @dataclass
@@ -25,6 +26,8 @@ class GPT(ours.GPT):
         print("number of parameters: ...")
         super().__init__(ours.GPTConfig(n_layer=c.n_layer, n_head=c.n_head, n_embd=c.n_embd,
                                         block_size=c.block_size, vocab_size=c.vocab_size))
+        for block in self.transformer.h:  # nanoGPT's MLP holds its activation as .gelu
+            block.mlp.gelu = torch.nn.GELU()
 """
 
 
@@ -32,7 +35,9 @@ def test_every_model_of_a_round_has_the_same_logits(tmp_path):
     (tmp_path / "model.py").write_text(STAND_IN)
     cfg = GPTConfig.from_preset("cpu-tiny", vocab_size=65)
     models = bench.build_models(cfg, torch.device("cpu"), str(tmp_path))
-    assert set(models) == {"ours", "hf_eager", "ours_fused", "hf_sdpa", "nanogpt"}
+    assert set(models) == {"ours", "hf_eager", "ours_fused", "hf_sdpa", "nanogpt", "nanogpt_tanh"}
+    assert models["nanogpt"].transformer.h[0].mlp.gelu.approximate == "none"
+    assert all(b.mlp.gelu.approximate == "tanh" for b in models["nanogpt_tanh"].transformer.h)
     idx = torch.randint(0, 65, (2, cfg.block_size), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():  # nanoGPT returns every position's logits only when given targets
         logits = {
@@ -46,7 +51,21 @@ def test_nanogpt_pairs_are_printed_and_a_missing_clone_is_one_line(tmp_path, cap
     (tmp_path / "model.py").write_text(STAND_IN)
     assert bench.main(["--smoke", "--threads", "1", "--nanogpt-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "ours/nanogpt" in out and "ours_fused/nanogpt" in out
+    assert (
+        "ours/nanogpt" in out and "ours_fused/nanogpt " in out and "ours_fused/nanogpt_tanh" in out
+    )
     assert bench.main(["--smoke", "--nanogpt-dir", str(tmp_path / "nowhere")]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: --nanogpt-dir")
+
+
+def test_compile_wraps_every_model_of_the_rounds(tmp_path, monkeypatch, capsys):
+    (tmp_path / "model.py").write_text(STAND_IN)
+    compiled = []
+    monkeypatch.setattr(bench.torch, "compile", lambda m: compiled.append(type(m).__name__) or m)
+    assert (
+        bench.main(["--smoke", "--threads", "1", "--compile", "--nanogpt-dir", str(tmp_path)]) == 0
+    )
+    assert "torch.compile-d" in capsys.readouterr().out
+    # two sizes (--smoke runs cpu-tiny twice) x six models; generation is not compiled
+    assert len(compiled) == 12 and compiled.count("GPT2LMHeadModel") == 4
