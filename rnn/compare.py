@@ -46,12 +46,15 @@ def main(argv=None):
     p.add_argument("--download", action="store_true", help="fetch names/shakespeare")
     p.add_argument("--lstm-hidden", type=int, default=d.n_hidden, help="sets the parameter budget")
     p.add_argument("--n-layer", type=int, default=1, help="layers of every model")
+    p.add_argument("--n-embd", type=int, default=d.n_embd, help="embedding size of every model")
     p.add_argument("--steps", type=int, default=2000, help="steps per model")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="parallel streams B")
     p.add_argument("--seq-len", type=int, default=d.seq_len, help="truncated-BPTT length T")
     p.add_argument("--eval-every", type=int, default=100, help="steps between val losses")
     p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
     p.add_argument("--dropout", type=float, default=d.dropout, help="on every layer's output")
+    p.add_argument("--weight-drop", type=float, default=d.weight_drop, help="DropConnect on W_hh")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="decoupled, matrices")
     p.add_argument(
         "--schedule", default=d.schedule, choices=["constant", "cosine"], help="lr schedule"
     )
@@ -59,25 +62,29 @@ def main(argv=None):
     p.add_argument("--out-dir", default="runs/compare", help="one run folder per cell, table")
     p.add_argument("--figure", default="figures/compare.png", help="validation-loss PNG")
     args = p.parse_args(argv)
-    for name in ("lstm_hidden", "n_layer", "steps", "batch_size", "seq_len", "eval_every"):
+    sizes = ("lstm_hidden", "n_layer", "n_embd", "steps", "batch_size", "seq_len", "eval_every")
+    for name in sizes:
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     if not args.lr > 0:
         p.error("--lr must be positive")
-    if not 0 <= args.dropout < 1:
-        p.error("--dropout must be in [0, 1)")
+    for name in ("dropout", "weight_drop"):
+        if not 0 <= getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be in [0, 1)")
+    if not 0 <= args.weight_decay * args.lr < 1:
+        p.error("--weight-decay must be >= 0 and --lr times it below 1")
     harness.blas_threads(1)  # threadpoolctl applies the limit when it is created
     try:
         text, _ = load_text(args.dataset, args.data or None, args.data_dir, args.download)
     except DataError as e:
         p.error(str(e))
     V = len(Vocab(text))
-    budget = n_params("lstm", V, d.n_embd, args.lstm_hidden, args.n_layer)
+    budget = n_params("lstm", V, args.n_embd, args.lstm_hidden, args.n_layer)
     names = {f.name for f in fields(TrainConfig)}
     rows, curves = [], {}
     t0 = time.perf_counter()
     for cell in CELLS:
-        H = matched_hidden(cell, budget, V, d.n_embd, args.n_layer)
+        H = matched_hidden(cell, budget, V, args.n_embd, args.n_layer)
         kw = {k: v for k, v in vars(args).items() if k in names and k != "out_dir"}
         cfg = TrainConfig(**kw, cell=cell, n_hidden=H, out_dir=f"{args.out_dir}/{cell}")
         try:
@@ -89,7 +96,7 @@ def main(argv=None):
         rows.append((cell, H, m["n_params"], m["best_val_loss"], m["value"], m["ms_per_step"]))
     name = Path(args.data).name if args.data else args.dataset
     table = [
-        f"{name}, {args.steps} steps of batch {args.batch_size} x {args.seq_len}, Adam lr {args.lr} ({args.schedule}), dropout {args.dropout}:",
+        f"{name}, {args.steps} steps of batch {args.batch_size} x {args.seq_len}, Adam lr {args.lr} ({args.schedule}), dropout {args.dropout}, weight drop {args.weight_drop}, weight decay {args.weight_decay}:",
         "",
         "| cell | hidden | parameters | best val loss | final val loss | ms/step |",
         "|---|---|---|---|---|---|",

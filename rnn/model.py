@@ -117,29 +117,35 @@ class Recurrent:
     The input half does not depend on the recurrence, so it is one big matmul over all T steps;
     likewise in the backward pass dW_ih, dW_hh and dx are one matmul each over all steps once the
     per-step gradients dgx_t = dL/d(W_ih x_t + b_ih) and dgh_t = dL/d(W_hh h_{t-1} + b_hh) are known.
+
+    weight_drop p (DropConnect on W_hh, the weight-dropped LSTM of Merity et al.,
+    https://arxiv.org/abs/1708.02182): in training each chunk uses W_hh * M, one inverted-dropout
+    mask M of W_hh's shape for every step and stream, and dL/dW_hh = dL/d(W_hh * M) * M. It
+    regularises the recurrence itself while the carried state is never zeroed.
     """
 
     n_gates = 1  # rows of W_ih per hidden unit (LSTM 4, GRU 3)
     n_states = 1  # (h,) or, for the LSTM, (h, c)
 
-    def __init__(self, n_in, n_hidden, rng, dtype=np.float32):
+    def __init__(self, n_in, n_hidden, rng, dtype=np.float32, weight_drop=0.0):
         k = 1.0 / np.sqrt(n_hidden)  # torch's U(-1/sqrt(H), 1/sqrt(H)) for every weight
         G = self.n_gates * n_hidden
         u = lambda *shape: rng.uniform(-k, k, shape).astype(dtype)
         self.params = {"W_ih": u(G, n_in), "W_hh": u(G, n_hidden), "b_ih": u(G), "b_hh": u(G)}
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
-        self.n_hidden = n_hidden
+        self.n_hidden, self.drop_hh = n_hidden, Dropout(weight_drop)
 
     def init_state(self, batch):
         dtype = self.params["W_hh"].dtype
         return tuple(np.zeros((batch, self.n_hidden), dtype) for _ in range(self.n_states))
 
-    def forward(self, x, state=None):
-        """x (T, B, D), state: tuple of (B, H) -> y (T, B, H) = h_1..h_T, final state."""
+    def forward(self, x, state=None, rng=None):
+        """x (T, B, D), state: tuple of (B, H) -> y (T, B, H) = h_1..h_T, final state.
+        rng (training) draws the weight-drop mask; None (evaluation) uses W_hh itself."""
         T, B, D = x.shape
         p = self.params
         state = self.init_state(B) if state is None else state
-        self.x = x
+        self.x, self.W_hh = x, self.drop_hh.forward(p["W_hh"], rng)  # what the steps use
         gx = (x.reshape(T * B, D) @ p["W_ih"].T + p["b_ih"]).reshape(T, B, -1)  # (T, B, G)
         self.h = np.empty((T + 1, B, self.n_hidden), x.dtype)  # h[0] = h_0, h[t] = h_t
         self.h[0] = state[0]
@@ -153,7 +159,8 @@ class Recurrent:
         dgx, dgh, dstate0 = self._backward_steps(dy, dstate)  # (T, B, G) each
         dgx2, dgh2 = dgx.reshape(T * B, -1), dgh.reshape(T * B, -1)  # (T*B, G)
         g["W_ih"][...] = dgx2.T @ self.x.reshape(T * B, D)  # (G, T*B) @ (T*B, D)
-        g["W_hh"][...] = dgh2.T @ self.h[:-1].reshape(T * B, -1)  # (G, T*B) @ (T*B, H): h_{t-1}
+        dW_hh = dgh2.T @ self.h[:-1].reshape(T * B, -1)  # (G, T*B) @ (T*B, H): h_{t-1}
+        g["W_hh"][...] = self.drop_hh.backward(dW_hh)  # times the mask, if W_hh was dropped
         g["b_ih"][...] = dgx2.sum(0)
         g["b_hh"][...] = dgh2.sum(0)
         dx = (dgx2 @ p["W_ih"]).reshape(T, B, D)  # (T*B, G) @ (G, D)
@@ -164,14 +171,14 @@ class RNN(Recurrent):
     """Elman cell: h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)  (torch.nn.RNN, tanh)."""
 
     def _forward_steps(self, gx, state):
-        W_hh, b_hh, h = self.params["W_hh"], self.params["b_hh"], self.h
+        W_hh, b_hh, h = self.W_hh, self.params["b_hh"], self.h
         for t in range(gx.shape[0]):
             h[t + 1] = np.tanh(gx[t] + h[t] @ W_hh.T + b_hh)  # (B, H) @ (H, H)
         return h[1:], (h[-1],)
 
     def _backward_steps(self, dy, dstate):
         # da_t = (dy_t + dh_t) * (1 - h_t^2);  dh_{t-1} = da_t W_hh
-        W_hh, h = self.params["W_hh"], self.h
+        W_hh, h = self.W_hh, self.h
         da = np.empty_like(dy)
         dh = dstate[0]
         for t in reversed(range(dy.shape[0])):
@@ -191,15 +198,15 @@ class LSTM(Recurrent):
 
     n_gates, n_states = 4, 2
 
-    def __init__(self, n_in, n_hidden, rng, dtype=np.float32, forget_bias=None):
-        super().__init__(n_in, n_hidden, rng, dtype)
+    def __init__(self, n_in, n_hidden, rng, dtype=np.float32, weight_drop=0.0, forget_bias=None):
+        super().__init__(n_in, n_hidden, rng, dtype, weight_drop)
         if forget_bias is not None:
             H = n_hidden
             self.params["b_ih"][H : 2 * H] = forget_bias
             self.params["b_hh"][H : 2 * H] = 0.0
 
     def _forward_steps(self, gx, state):
-        W_hh, b_hh, h, H = self.params["W_hh"], self.params["b_hh"], self.h, self.n_hidden
+        W_hh, b_hh, h, H = self.W_hh, self.params["b_hh"], self.h, self.n_hidden
         T, B, _ = gx.shape
         self.c = c = np.empty((T + 1, B, H), gx.dtype)
         self.gates = gates = np.empty_like(gx)  # (T, B, 4H): i, f, g, o after their squashing
@@ -221,7 +228,7 @@ class LSTM(Recurrent):
         # dh = dy_t + dh_next;  dc = dc_next + dh * o * (1 - tanh(c_t)^2)
         # da_i = dc g i(1-i);  da_f = dc c_{t-1} f(1-f);  da_g = dc i (1-g^2);  da_o = dh tanh(c_t) o(1-o)
         # dc_{t-1} = dc * f;   dh_{t-1} = da W_hh
-        W_hh, H, c = self.params["W_hh"], self.n_hidden, self.c
+        W_hh, H, c = self.W_hh, self.n_hidden, self.c
         da = np.empty_like(self.gates)
         dh, dc = dstate
         for t in reversed(range(dy.shape[0])):
@@ -249,7 +256,7 @@ class GRU(Recurrent):
     n_gates = 3
 
     def _forward_steps(self, gx, state):
-        W_hh, b_hh, h, H = self.params["W_hh"], self.params["b_hh"], self.h, self.n_hidden
+        W_hh, b_hh, h, H = self.W_hh, self.params["b_hh"], self.h, self.n_hidden
         T, B, _ = gx.shape
         self.rzn = np.empty_like(gx)  # (T, B, 3H): r, z, n
         self.ghn = np.empty((T, B, H), gx.dtype)  # W_hn h_{t-1} + b_hn
@@ -268,7 +275,7 @@ class GRU(Recurrent):
         # da_r = da_n ghn r(1-r);  da_z = dz z(1-z)
         # input side gets (da_r, da_z, da_n), hidden side (da_r, da_z, da_n * r)
         # dh_{t-1} = dh z + [da_r, da_z, da_n r] W_hh
-        W_hh, H, h = self.params["W_hh"], self.n_hidden, self.h
+        W_hh, H, h = self.W_hh, self.n_hidden, self.h
         dgx, dgh = np.empty_like(self.rzn), np.empty_like(self.rzn)
         dh = dstate[0]
         for t in reversed(range(dy.shape[0])):
@@ -300,13 +307,15 @@ class ModelConfig:
     forget_bias: float = 1.0
     seed: int = 0  # draws the initial weights
     dropout: float = 0.0  # training only: evaluation and sampling keep every unit
+    weight_drop: float = 0.0  # DropConnect on W_hh, training only
 
 
 class CharRNN:
     """Character language model: Embedding -> n_layer recurrent cells -> Linear head -> logits.
 
     With dropout p > 0, forward(ids, states, rng) drops units of every layer's output (the
-    inputs of the next layer and of the head), never the carried state.
+    inputs of the next layer and of the head), never the carried state; with weight_drop > 0 it
+    drops weights of every W_hh (Recurrent).
 
     Defaults are the small CPU configuration trained by `python train.py`. `params`/`grads` are
     properties: flat dicts ("layer0.W_ih", ...) of the very arrays of the layers, so an optimiser
@@ -323,6 +332,7 @@ class CharRNN:
         forget_bias=1.0,
         seed=0,
         dropout=0.0,
+        weight_drop=0.0,
         dtype=np.float32,
     ):
         if cell not in CELLS:
@@ -333,7 +343,7 @@ class CharRNN:
         for l in range(n_layer):
             n_in = n_embd if l == 0 else n_hidden
             extra = {"forget_bias": forget_bias} if cell == "lstm" else {}
-            self.layers.append(CELLS[cell](n_in, n_hidden, rng, dtype, **extra))
+            self.layers.append(CELLS[cell](n_in, n_hidden, rng, dtype, weight_drop, **extra))
         self.head = Linear(n_hidden, vocab_size, rng, dtype)
         # one dropout after each layer (each keeps its own mask)
         self.dropouts = [Dropout(dropout) for _ in range(n_layer)]
@@ -362,7 +372,7 @@ class CharRNN:
         x = self.embed.forward(ids)  # (T, B, E)
         new_states = []
         for layer, drop, state in zip(self.layers, self.dropouts, states):
-            x, state = layer.forward(x, state)  # (T, B, H)
+            x, state = layer.forward(x, state, rng)  # (T, B, H)
             x = drop.forward(x, rng)
             new_states.append(state)
         return self.head.forward(x), new_states

@@ -1,12 +1,15 @@
-"""Gradient clipping by global norm, and the Adam, Adagrad and RMSProp optimisers, in NumPy.
+"""Gradient clipping by global norm, the Adam, Adagrad and RMSProp optimisers and decoupled
+weight decay, in NumPy.
 
 The same API as backprop/ and lenet/: `optimizer = Adam(model.params, lr=...)` holds the arrays,
 `optimizer.step(model.grads)` updates them in place, and the state is plain arrays
 (`state_dict()` / `load_state_dict()`) so a checkpoint can hold it. `lr_at` is the schedule.
 Papers: Adagrad, Duchi et al. (2011), https://jmlr.org/papers/v12/duchi11a.html; RMSProp,
 Tieleman & Hinton, Coursera lecture 6.5 (2012); Adam, Kingma & Ba, https://arxiv.org/abs/1412.6980
-(Algorithm 1); clipping, Pascanu et al., https://arxiv.org/abs/1211.5063 (sec. 3.2).
-tests/test_reference.py holds each against torch.optim and torch.nn.utils.clip_grad_norm_ in float64.
+(Algorithm 1); decoupled weight decay (AdamW), Loshchilov & Hutter, https://arxiv.org/abs/1711.05101
+(Algorithm 2); clipping, Pascanu et al., https://arxiv.org/abs/1211.5063 (sec. 3.2).
+tests/test_reference.py holds each against torch.optim (AdamW for the decay) and
+torch.nn.utils.clip_grad_norm_ in float64.
 """
 
 import math
@@ -29,15 +32,22 @@ def clip_grad_norm(grads, max_norm):
 
 
 class Optimizer:
+    """Decoupled weight decay (weight_decay > 0): before its own update, every weight matrix
+    shrinks by the factor 1 - lr * weight_decay, p -= lr wd p, apart from the gradient (AdamW,
+    Loshchilov & Hutter). Adding wd p to the gradient instead (L2) would let Adam divide it by
+    sqrt(v): weights with large gradients would hardly decay. Biases (1-D arrays) never decay."""
+
     slots = ()  # names of the per-parameter state arrays
 
-    def __init__(self, params, *, lr):
-        self.params, self.lr, self.t = params, lr, 0
+    def __init__(self, params, *, lr, weight_decay=0.0):
+        self.params, self.lr, self.weight_decay, self.t = params, lr, weight_decay, 0
         self.state = {s: {k: np.zeros_like(v) for k, v in params.items()} for s in self.slots}
 
     def step(self, grads):
         self.t += 1
         for k, p in self.params.items():
+            if self.weight_decay and p.ndim >= 2:
+                p *= p.dtype.type(1 - self.lr * self.weight_decay)
             self._update(k, p, grads[k])
 
     def state_dict(self):
@@ -57,8 +67,8 @@ class Adam(Optimizer):
 
     slots = ("m", "v")
 
-    def __init__(self, params, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
-        super().__init__(params, lr=lr)
+    def __init__(self, params, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, lr=lr, weight_decay=weight_decay)
         self.b1, self.b2, self.eps = betas[0], betas[1], eps
 
     def _update(self, k, p, g):
@@ -76,8 +86,8 @@ class Adagrad(Optimizer):
 
     slots = ("sum",)
 
-    def __init__(self, params, *, lr=1e-2, eps=1e-10):
-        super().__init__(params, lr=lr)
+    def __init__(self, params, *, lr=1e-2, eps=1e-10, weight_decay=0.0):
+        super().__init__(params, lr=lr, weight_decay=weight_decay)
         self.eps = eps
 
     def _update(self, k, p, g):
@@ -91,8 +101,8 @@ class RMSProp(Optimizer):
 
     slots = ("sq",)
 
-    def __init__(self, params, *, lr=1e-2, alpha=0.99, eps=1e-8):
-        super().__init__(params, lr=lr)
+    def __init__(self, params, *, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0):
+        super().__init__(params, lr=lr, weight_decay=weight_decay)
         self.alpha, self.eps = alpha, eps
 
     def _update(self, k, p, g):

@@ -34,11 +34,13 @@ class TrainConfig:
     n_hidden: int = 128
     forget_bias: float = 1.0
     dropout: float = 0.0  # on every layer's output, training only
+    weight_drop: float = 0.0  # DropConnect on every W_hh, training only
     seq_len: int = 64  # T: characters backpropagated through per chunk
     batch_size: int = 32  # B: parallel streams
     steps: int = 2000
     optimizer: str = "adam"
     lr: float = 3e-3
+    weight_decay: float = 0.0  # decoupled (AdamW), on the weight matrices
     schedule: str = "constant"
     warmup_steps: int = 0
     schedule_steps: int = 0  # the cosine horizon; 0: this run's length
@@ -60,9 +62,11 @@ HELP = {
     "n_hidden": "hidden units per layer",
     "forget_bias": "initial LSTM forget-gate bias (LSTM only)",
     "dropout": "probability of dropping a unit of each layer's output (training only)",
+    "weight_drop": "probability of dropping each recurrent weight (W_hh), one mask per step",
     "seq_len": "truncated-BPTT length T",
     "steps": "optimiser steps (the total, also with --resume)",
     "batch_size": "parallel text streams B",
+    "weight_decay": "decoupled weight decay of the weight matrices: p -= lr * wd * p each step",
     "schedule": "learning-rate schedule after the warm-up",
     "warmup_steps": "linear warm-up steps",
     "schedule_steps": "the cosine horizon in steps (0: this run's length; kept on --resume)",
@@ -86,8 +90,10 @@ def validate(cfg):
         harness.check(getattr(cfg, name) >= 1, f"--{name.replace('_', '-')} must be at least 1")
     harness.check(cfg.lr > 0 and np.isfinite(cfg.lr), f"--lr must be positive, got {cfg.lr}")
     harness.check(0 <= cfg.dropout < 1, f"--dropout must be in [0, 1), got {cfg.dropout}")
-    for name in ("grad_clip", "warmup_steps", "schedule_steps"):
+    harness.check(0 <= cfg.weight_drop < 1, f"--weight-drop must be in [0, 1), got {cfg.weight_drop}")  # fmt: skip
+    for name in ("grad_clip", "warmup_steps", "schedule_steps", "weight_decay"):
         harness.check(getattr(cfg, name) >= 0, f"--{name.replace('_', '-')} must be >= 0")
+    harness.check(cfg.lr * cfg.weight_decay < 1, "--lr times --weight-decay must be below 1")
 
 
 def prepare_data(cfg):
@@ -144,9 +150,9 @@ def _train(cfg, given):
     harness.prepare_out_dir(out)
     vocab, kind, train_streams, val_streams = prepare_data(cfg)
     mcfg = ModelConfig(len(vocab), cfg.cell, cfg.n_embd, cfg.n_hidden, cfg.n_layer,
-                       cfg.forget_bias, cfg.seed, cfg.dropout)  # fmt: skip
+                       cfg.forget_bias, cfg.seed, cfg.dropout, cfg.weight_drop)  # fmt: skip
     model = CharRNN(**vars(mcfg))
-    opt = OPTIMIZERS[cfg.optimizer](model.params, lr=cfg.lr)
+    opt = OPTIMIZERS[cfg.optimizer](model.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if not cfg.resume and cfg.schedule_steps == 0:
         cfg = replace(cfg, schedule_steps=cfg.steps)  # stored: a resumed run keeps this horizon
     harness.warn_past_horizon(cfg.steps, cfg.schedule_steps, cfg.schedule)

@@ -65,13 +65,15 @@ def test_two_layer_stack_gradients(cell):
             assert rel_error(d, numerical_grad(loss, s)) < 1e-6
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_dropout_stack_gradients(cell):
-    """The same stack with dropout 0.3: a fixed mask (the same seed for every forward pass of the
-    finite differences) must be applied forward and backward to both layers' outputs."""
+    """The same stack with dropout 0.3 and weight drop 0.4: fixed masks (the same seed for every
+    forward pass of the finite differences) must be applied forward and backward to both layers'
+    outputs and to both W_hh."""
     rng = np.random.default_rng(8)
     T, B, V = 5, 2, 6
-    model = CharRNN(V, cell, n_embd=3, n_hidden=4, n_layer=2, seed=8, dropout=0.3, dtype=np.float64)
+    model = CharRNN(V, cell, n_embd=3, n_hidden=4, n_layer=2, seed=8, dropout=0.3, weight_drop=0.4,
+                    dtype=np.float64)  # fmt: skip
     ids = rng.integers(0, V, (T, B))
     glog = rng.standard_normal((T, B, V))
 
@@ -79,7 +81,7 @@ def test_dropout_stack_gradients(cell):
         return np.sum(glog * model.forward(ids, rng=np.random.default_rng(9))[0])
 
     loss()
-    masks = [d.mask for d in model.dropouts]
+    masks = [d.mask for d in model.dropouts] + [layer.drop_hh.mask for layer in model.layers]
     assert all(0 < (m == 0).mean() < 0.7 for m in masks)  # units really dropped, not all
     dstates0 = model.backward(glog)
     grads = {k: v.copy() for k, v in model.grads.items()}

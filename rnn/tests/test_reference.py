@@ -107,6 +107,49 @@ def test_optimizer_and_clipping_match_torch(name):
         close(v, tparams[k])
 
 
+def test_weight_decay_matches_torch_adamw():
+    """Adam with weight_decay is torch's AdamW (decoupled) with the decay on the weight matrices
+    only, also while the learning rate changes from step to step (the decay uses the current lr).
+    An L2 penalty added to the gradient, or decayed biases, fail it."""
+    rng = np.random.default_rng(8)
+    model = CharRNN(5, "lstm", n_embd=3, n_hidden=4, dtype=np.float64)
+    tparams = {k: torch.tensor(v.copy(), requires_grad=True) for k, v in model.params.items()}
+    opt = OPTIMIZERS["adam"](model.params, lr=0.05, weight_decay=0.5)
+    groups = [[p for p in tparams.values() if p.ndim >= 2], [p for p in tparams.values() if p.ndim < 2]]  # fmt: skip
+    topt = torch.optim.AdamW([{"params": groups[0], "weight_decay": 0.5},
+                              {"params": groups[1], "weight_decay": 0.0}], lr=0.05)  # fmt: skip
+    nodecay = {k: torch.tensor(v.copy(), requires_grad=True) for k, v in model.params.items()}
+    adam = torch.optim.Adam(list(nodecay.values()), lr=0.05)
+    for lr in (0.05, 0.03, 0.01):
+        for k, g in model.grads.items():
+            g[...] = rng.standard_normal(g.shape)
+            tparams[k].grad, nodecay[k].grad = torch.tensor(g.copy()), torch.tensor(g.copy())
+        opt.lr = lr
+        for group in topt.param_groups + adam.param_groups:
+            group["lr"] = lr
+        opt.step(model.grads)
+        topt.step()
+        adam.step()
+    for k, v in model.params.items():
+        close(v, tparams[k])
+    W = model.params["layer0.W_hh"]  # the decay mattered: far from Adam without it
+    assert np.abs(W - nodecay["layer0.W_hh"].detach().numpy()).max() > 1e-3
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_weight_decay_alone_shrinks_matrices_geometrically(name):
+    """With zero gradients only the decay acts: each matrix is p0 (1 - lr wd)^t, biases stay."""
+    model = CharRNN(5, "gru", n_embd=3, n_hidden=4, dtype=np.float64)
+    start = {k: v.copy() for k, v in model.params.items()}
+    opt = OPTIMIZERS[name](model.params, lr=0.1, weight_decay=0.2)
+    grads = {k: np.zeros_like(v) for k, v in model.params.items()}
+    for _ in range(3):
+        opt.step(grads)
+    for k, v in model.params.items():
+        want = start[k] * (1 - 0.1 * 0.2) ** 3 if v.ndim >= 2 else start[k]
+        np.testing.assert_allclose(v, want, rtol=1e-13, atol=0)
+
+
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_char_model_matches_torch(cell):
     """The whole CharRNN (Embedding -> 2 cells -> Linear head) against nn.Embedding, the torch
@@ -174,6 +217,33 @@ def test_char_model_with_dropout_matches_torch(cell):
     for l, r in enumerate(rnns):
         for k in NAMES:
             close(model.grads[f"layer{l}.{k}"], getattr(r, NAMES[k].format(0)).grad)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_weight_drop_matches_torch(cell):
+    """Weight drop: the torch cell run with weight_hh = W_hh * M (our mask) gives our outputs and
+    gradients, and our dL/dW_hh is torch's gradient of weight_hh times M."""
+    rng = np.random.default_rng(12)
+    T, B, D, H = 6, 3, 4, 5
+    layer = CELLS[cell](D, H, rng, np.float64, weight_drop=0.5)
+    x, gy = rng.standard_normal((T, B, D)), rng.standard_normal((T, B, H))
+    y, _ = layer.forward(x, rng=np.random.default_rng(13))
+    dx, _ = layer.backward(gy)
+    M = layer.drop_hh.mask
+    assert 0.3 < (M == 0).mean() < 0.7
+    ref = TORCH[cell](D, H).double()
+    with torch.no_grad():
+        for k, v in layer.params.items():
+            getattr(ref, NAMES[k].format(0)).copy_(torch.from_numpy(v * M if k == "W_hh" else v))
+    xt = torch.tensor(x, requires_grad=True)
+    (ref(xt)[0] * torch.from_numpy(gy)).sum().backward()
+    close(y, ref(xt)[0])
+    close(dx, xt.grad)
+    for k in layer.params:
+        want = getattr(ref, NAMES[k].format(0)).grad
+        close(layer.grads[k], want * torch.from_numpy(M) if k == "W_hh" else want)
+    y_eval, _ = layer.forward(x)  # no generator: evaluation uses W_hh itself
+    assert layer.W_hh is layer.params["W_hh"] and not np.allclose(y_eval, y)
 
 
 def test_clipping_leaves_a_gradient_inside_the_limit_alone():

@@ -79,8 +79,10 @@ def same_checkpoints(a, b):
 @pytest.mark.parametrize("cell, dropout", [("rnn", 0.0), ("gru", 0.0), ("lstm", 0.0), ("gru", 0.2)])
 def test_resume_inside_the_horizon_equals_uninterrupted(tmp_path, cell, dropout, monkeypatch, capsys):  # fmt: skip
     """--steps 10 --schedule-steps 20, then --resume --steps 20 == one 20-step run (cosine);
-    with dropout the masks come from the stored generator, so they repeat too."""
-    kw = dict(cell=cell, eval_every=10, schedule="cosine", warmup_steps=3, dropout=dropout)
+    with dropout (and the same weight drop) the masks come from the stored generator, so they
+    repeat too."""
+    kw = dict(cell=cell, eval_every=10, schedule="cosine", warmup_steps=3, dropout=dropout,
+              weight_drop=dropout)  # fmt: skip
     train.train(tiny(tmp_path, steps=20, out_dir=str(tmp_path / "a"), **kw))
     train.train(tiny(tmp_path, steps=10, schedule_steps=20, out_dir=str(tmp_path / "b"), **kw))
     calls = counting_backward(monkeypatch)
@@ -146,6 +148,9 @@ def test_bad_input_gets_one_clear_line(tmp_path, capsys, trained):
     assert "too short" in one_line(train.main, ["--data", str(tmp_path / "short.txt"), *out], capsys)  # fmt: skip
     assert "--n-layer must be at least 1" in one_line(train.main, ["--n-layer", "0", *out], capsys)
     assert "--dropout must be in [0, 1)" in one_line(train.main, ["--dropout", "1", *out], capsys)
+    assert "--weight-drop must be in [0, 1)" in one_line(train.main, ["--weight-drop", "1", *out], capsys)  # fmt: skip
+    assert "--weight-decay must be >= 0" in one_line(train.main, ["--weight-decay", "-1", *out], capsys)  # fmt: skip
+    assert "below 1" in one_line(train.main, ["--lr", "0.1", "--weight-decay", "10", *out], capsys)
     assert "cannot write" in one_line(train.main, ["--out-dir", "/dev/null/x"], capsys)
 
 
