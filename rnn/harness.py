@@ -236,9 +236,14 @@ def resume_train_config(
     A flag the user typed that would change the run (batch size, learning rate, ...) is
     refused in one line rather than silently mixed into a different run.
     """
-    merged = dict(stored)
+    merged, defaults = dict(stored), type(config)()
     for name in given:
-        if name not in merged:
+        if name not in merged:  # a flag newer than the checkpoint: its run had the default
+            if getattr(config, name) != getattr(defaults, name):
+                flag = "--" + name.replace("_", "-")
+                raise UserError(
+                    f"{flag} {getattr(config, name)}: the checkpoint predates this flag (its run had {getattr(defaults, name)}): start a new --out-dir"
+                )
             continue
         new = getattr(config, name)
         old = tuple(stored[name]) if isinstance(stored[name], list) else stored[name]

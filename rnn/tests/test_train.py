@@ -183,3 +183,15 @@ def test_ctrl_c_names_the_last_checkpoint(tmp_path, monkeypatch, capsys):
     assert (
         f"the last checkpoint is {tmp_path / 'run' / 'checkpoint.npz'}" in err and "--resume" in err
     )
+
+
+def test_resume_refuses_a_flag_newer_than_the_checkpoint():
+    """A checkpoint written before --weight-drop existed holds no weight_drop: its run had the
+    default, so typing another value on --resume is refused, not silently dropped."""
+    from dataclasses import asdict
+
+    stored = asdict(TrainConfig())
+    del stored["weight_drop"]
+    with pytest.raises(harness.UserError, match="--weight-drop 0.3: the checkpoint predates"):
+        harness.resume_train_config(stored, TrainConfig(weight_drop=0.3), {"weight_drop"})
+    assert harness.resume_train_config(stored, TrainConfig(), {"weight_drop"}).weight_drop == 0.0
