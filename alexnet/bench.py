@@ -5,7 +5,9 @@
 
 Both networks are the `torchvision` layout with the same state dict, so the ratio measures
 only the code around the same convolutions (it should be about 1.00). The small preset's
-training step is timed with and without LRN, which is where its time goes.
+training step is timed with and without LRN, which is where its time goes, and our
+LocalResponseNorm (its backward written out) against torch.nn.LocalResponseNorm on the
+activation of the small preset's first LRN.
 """
 
 import argparse
@@ -16,7 +18,7 @@ import harness
 import torch
 import torch.nn.functional as F
 import torchvision
-from model import AlexNet, AlexNetConfig
+from model import AlexNet, AlexNetConfig, LocalResponseNorm
 
 
 def step_seconds(model, x, y, repeats, ctx, device):
@@ -81,6 +83,12 @@ def main(argv=None):
         small = AlexNet(AlexNetConfig(preset="small")).to(device)
         no_lrn = AlexNet(AlexNetConfig(preset="small", lrn=False)).to(device)
         compare("small preset, 32x32, batch %d" % xs.shape[0], small, no_lrn, xs, ys, reps, nullcontext(), device, ("LRN", "no LRN"))  # fmt: skip
+        # the layer alone, forward + backward, on conv1's output: (B, 48, 16, 16); the loss is a
+        # cross-entropy over the 48 channels at every position, so the backward gets a real g
+        a = torch.randn(xs.shape[0], 48, 16, 16, device=device, requires_grad=True)
+        ya = torch.randint(0, 48, (xs.shape[0], 16, 16), device=device)
+        ref_lrn = torch.nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)
+        compare("LRN layer, (%d, 48, 16, 16)" % xs.shape[0], LocalResponseNorm(), ref_lrn, a, ya, reps, nullcontext(), device, ("ours", "torch.nn"))  # fmt: skip
 
     return harness.run_main(run)
 

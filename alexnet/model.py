@@ -10,9 +10,10 @@ pooling (3.4), local response normalisation (3.3), dropout in the classifier (4.
 Convolution itself was lenet's lesson, so `nn.Conv2d`, `nn.Linear`, `nn.Dropout` are used here.
 
 Tests (tests/test_model.py): LocalResponseNorm equals `torch.nn.LocalResponseNorm` (outputs and
-gradients, float64, odd channel counts, channel edges); the `torchvision` preset loads the
-state dict of `torchvision.models.alexnet` with no renaming and gives identical logits and
-gradients in float64 at 224x224 and at the 63x63 minimum; parameter counts of both presets.
+gradients, float64, odd channel counts, channel edges) and passes gradcheck; the `torchvision`
+preset loads the state dict of `torchvision.models.alexnet` with no renaming and gives identical
+logits and gradients in float64 at 224x224 and at the 63x63 minimum; parameter counts of both
+presets.
 """
 
 from dataclasses import dataclass
@@ -24,6 +25,42 @@ import torch.nn.functional as F
 # ----------------------------------------------------------------------------- LRN
 
 
+def channel_window_sum(t, before, after):
+    """out[:, c] = sum of t[:, c - before .. c + after] (channels past the edges count as zero)."""
+    pad = [0, 0] * (t.dim() - 2) + [before, after]  # F.pad pads the last axes first
+    return F.pad(t, pad).unfold(1, before + after + 1, 1).sum(-1)  # (B, C, *spatial)
+
+
+class LocalResponseNormFunction(torch.autograd.Function):
+    """LRN with its backward written out (autograd's takes a second pow and a division's two).
+
+    Forward, channel c of one position, the window W(c) = c - n//2 .. c + (n-1)//2:
+        D_c = k + (alpha / n) sum_{j in W(c)} a_j^2,    b_c = a_c D_c^(-beta).
+    Backward, g = dL/db: a_i enters b_i directly and every D_c whose window holds i, i.e. every
+    c in i - (n-1)//2 .. i + n//2 (the window mirrored), through dD_c/da_i = (2 alpha / n) a_i:
+        dL/da_i = g_i D_i^(-beta) - (2 alpha beta / n) a_i sum_{c: i in W(c)} g_c a_c D_c^(-beta-1),
+    and a_c D_c^(-beta-1) = b_c / D_c: one pow in all, in the forward.
+    """
+
+    @staticmethod
+    def forward(ctx, a, n, alpha, beta, k):
+        d = channel_window_sum(a * a, n // 2, (n - 1) // 2).mul_(alpha / n).add_(k)  # D
+        s = d.pow(-beta)  # D^(-beta)
+        b = a * s
+        ctx.save_for_backward(a, b, d, s)
+        ctx.n, ctx.alpha, ctx.beta = n, alpha, beta
+        return b
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        a, b, d, s = ctx.saved_tensors
+        n = ctx.n
+        t = (g * b).div_(d)  # g_c a_c D_c^(-beta-1)
+        u = channel_window_sum(t, (n - 1) // 2, n // 2)  # over the mirrored window
+        return (g * s).addcmul_(a, u, value=-2.0 * ctx.alpha * ctx.beta / n), None, None, None, None
+
+
 class LocalResponseNorm(nn.Module):
     """Section 3.3: each activation divided by the energy of its n neighbouring channels.
 
@@ -33,19 +70,16 @@ class LocalResponseNorm(nn.Module):
     torch's `nn.LocalResponseNorm` and ONNX's LRN divide alpha by n. We follow torch so that
     the test can hold this layer against it: the paper's layer is ours with alpha = 5e-4.
     Channels past the edges count as zero (the sum is clipped at c = 0 and c = C - 1).
-    The paper's values: k = 2, n = 5, alpha = 1e-4, beta = 0.75.
+    The paper's values: k = 2, n = 5, alpha = 1e-4, beta = 0.75. Forward and backward are
+    LocalResponseNormFunction's, held to nn.LocalResponseNorm and to gradcheck.
     """
 
     def __init__(self, size=5, alpha=1e-4, beta=0.75, k=2.0):
         super().__init__()
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
 
-    def forward(self, a):
-        # a: (B, C, *spatial); pad the channel axis with zeros, n//2 before and (n-1)//2 after
-        pad = [0, 0] * (a.dim() - 2) + [self.size // 2, (self.size - 1) // 2]
-        sq = F.pad(a * a, pad)  # (B, C + n - 1, *spatial)
-        window = sq.unfold(1, self.size, 1).sum(-1)  # (B, C, *spatial): sum over n channels
-        return a / (self.k + self.alpha / self.size * window).pow(self.beta)
+    def forward(self, a):  # a: (B, C, *spatial)
+        return LocalResponseNormFunction.apply(a, self.size, self.alpha, self.beta, self.k)
 
     def extra_repr(self):
         return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"

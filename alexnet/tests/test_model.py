@@ -1,4 +1,4 @@
-"""model.py against its references: LocalResponseNorm vs torch.nn.LocalResponseNorm, the
+"""model.py against its references: LocalResponseNorm vs torch.nn.LocalResponseNorm and gradcheck, the
 torchvision preset vs torchvision.models.alexnet (same weights, float64, logits and every
 gradient, at 224x224 and at the 63x63 minimum), parameter counts, and one-line shape errors."""
 
@@ -29,6 +29,14 @@ def test_lrn_matches_torch_outputs_and_gradients(shape, size, alpha, beta, k):
     ours.backward(upstream)
     ref.backward(upstream)
     torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("size", [5, 4, 3])  # odd and even windows: the mirrored backward sum
+def test_lrn_backward_passes_gradcheck(size):
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, 2, 3, dtype=torch.float64, requires_grad=True)
+    lrn = LocalResponseNorm(size, alpha=0.5, beta=0.75, k=1.0)  # large alpha: the sum matters
+    assert torch.autograd.gradcheck(lrn, (x,))
 
 
 def test_lrn_edges_by_hand():

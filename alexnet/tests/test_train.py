@@ -15,9 +15,18 @@ TINY = dict(
 
 
 def test_gate_shapes_accuracy(gate_run):
-    """200 steps of 32 images: far above the 10% of chance on 2,000 held-out shapes."""
+    """200 steps of 32 images: twice the 10% of chance on 2,000 held-out shapes.
+
+    The run ends in the middle of the network's jump (0.70 at step 250 of the default run, 0.98
+    at 750), so a correct model's figure depends on the seed and on float rounding: seeds 0, 1, 2
+    gave 0.372, 0.253, 0.442 with autograd's LRN backward and 0.287, 0.275, 0.419 with the
+    written-out one (the same function to 1e-16). A model that does not learn (lr 1e-6) gives
+    0.108. The bar sits between the two; it was 0.35, which seed 1 of the unchanged earlier
+    code already failed. What LRN's gradient must be is held by test_model.py, not here: with
+    the paper's alpha its sign flipped still scores 0.258 / 0.381 at this budget.
+    """
     out, metrics = gate_run
-    assert metrics["value"] >= 0.35, metrics
+    assert metrics["value"] >= 0.2, metrics
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["value"] == metrics["value"] and saved["steps"] == 200
 
