@@ -1,11 +1,10 @@
 """The run contract (CONTRIBUTING.md "The run contract"), on every existing folder.
 
-check_run_artefacts holds what `train.py --smoke` and `inference.py` leave to the contract:
-the checkpoint's keys, the keys and types of metrics.json, the history's shape, loss.png.
-It is called by tests/test_readme_commands.py on the README's Quick start (`python
+check_run_artefacts holds what `train.py --smoke` leaves to the contract: the checkpoint's
+keys, the keys and types of metrics.json, the history's shape, loss.png. It is called by tests/test_readme_commands.py on the README's Quick start (`python
 train.py`, `python inference.py`, with --smoke, in a fresh copy of the folder), which
 already runs both: checking there, instead of training every folder a second time here,
-takes a fifth off the root tests. Here: the two mistakes every user makes, a missing
+takes about a sixth off the root tests. Here: the two mistakes every user makes, a missing
 checkpoint and an --out-dir that cannot be written. Each must be one `error:` line and a
 non-zero exit, never a traceback.
 """
