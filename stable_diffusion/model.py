@@ -40,9 +40,9 @@ class LayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(dim))
 
     def forward(self, x):
-        mean = x.mean(-1, keepdim=True)
-        var = x.var(-1, keepdim=True, unbiased=False)
-        return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
+        xc = x - x.mean(-1, keepdim=True)  # centred
+        var = (xc * xc).mean(-1, keepdim=True)  # biased; from xc, as x.var's kernel is slow on CPU
+        return xc / torch.sqrt(var + self.eps) * self.weight + self.bias
 
 
 class GroupNorm(nn.Module):
@@ -58,9 +58,9 @@ class GroupNorm(nn.Module):
     def forward(self, x):
         B, C, H, W = x.shape
         g = x.reshape(B, self.groups, -1)  # (B, G, C/G*H*W)
-        mean = g.mean(-1, keepdim=True)
-        var = g.var(-1, keepdim=True, unbiased=False)
-        g = (g - mean) / torch.sqrt(var + self.eps)
+        gc = g - g.mean(-1, keepdim=True)  # centred
+        var = (gc * gc).mean(-1, keepdim=True)  # biased, as LayerNorm's
+        g = gc / torch.sqrt(var + self.eps)
         return g.reshape(B, C, H, W) * self.weight[:, None, None] + self.bias[:, None, None]
 
 

@@ -57,6 +57,12 @@ from tqdm import tqdm
 from train_config import EVAL_IMAGES, HELP, SCALE_IMAGES, TrainConfig, checked, smoke_models
 
 
+def fused_optimizer(device):
+    """Adam's fused kernel (one pass updates every tensor; CUDA and CPU): on the CPU the
+    per-tensor loop took 14% of a diffusion step here."""
+    return device.type in ("cuda", "cpu")
+
+
 def lr_at(step, lr, warmup_steps):
     return lr * min(1.0, (step + 1) / max(1, warmup_steps))
 
@@ -69,7 +75,7 @@ def train_autoencoder(config, data, device, out_dir, world=1, rank=0):
     path = out_dir / "autoencoder.pt"
     model_config = smoke_models()[0] if config.smoke else AutoencoderConfig()
     ae = Autoencoder(model_config).to(device)
-    opt = torch.optim.Adam(ae.parameters(), lr=config.ae_lr)
+    opt = torch.optim.Adam(ae.parameters(), lr=config.ae_lr, fused=fused_optimizer(device))
     step, history = 0, new_history("val_psnr")
     if config.resume and path.exists():
         ckpt = load_checkpoint(path, device)
@@ -137,7 +143,9 @@ def train_diffusion(config, data, device, out_dir, ae, scale, world=1, rank=0):
     model = LatentDiffusion(model_config).to(device)
     ema = LatentDiffusion(model_config).to(device).eval()
     ema.load_state_dict(model.state_dict())
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=0.0, fused=fused_optimizer(device)
+    )
     schedule = Schedule()
     step, history = 0, new_history()
     if config.resume and path.exists():
